@@ -1,0 +1,3 @@
+"""sweeplab: Hydra-configured training and sweeps of small image classifiers."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,8 @@
+"""User-facing errors: bad config values, missing data, unusable checkpoints.
+
+`run.py` prints these as one line and exits; anything else is a bug and keeps its traceback.
+"""
+
+
+class SweeplabError(Exception):
+    """An error the user can fix; its message says what was wrong and how to fix it."""

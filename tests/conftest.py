@@ -1,0 +1,46 @@
+"""Shared fixtures: composing the real config tree, and running run.py as a user would."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from sweeplab.config import register_configs
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+# Small but real: FashionMNIST subsets keep a 1-epoch run to a second or two.
+QUICK = ["dataset.subset=512", "epochs=1", "progress=false"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _schemas() -> None:
+    register_configs()
+
+
+@pytest.fixture
+def make_cfg() -> Callable[..., DictConfig]:
+    """Compose conf/config.yaml with overrides, exactly as run.py would."""
+
+    def make(*overrides: str) -> DictConfig:
+        with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+            return compose("config", overrides=list(overrides))
+
+    return make
+
+
+def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """`python run.py ARGS` in a subprocess, output captured."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
