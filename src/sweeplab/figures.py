@@ -1,0 +1,79 @@
+"""A run's figures: learning curves, sample predictions, confusion matrix (PNG files)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+import torch
+from matplotlib.figure import Figure  # not pyplot: no global figure state, no display needed
+
+
+def learning_curves(metrics_csv: Path, out: Path) -> None:
+    """Loss and accuracy per epoch, train against val, from metrics.csv."""
+    metrics = pd.read_csv(metrics_csv)
+    metrics = metrics[metrics["split"].isin(["train", "val"])]
+    fig = Figure(figsize=(10, 4))
+    axes = fig.subplots(1, 2)
+    for ax, column in zip(axes, ("loss", "accuracy"), strict=True):
+        sns.lineplot(data=metrics, x="epoch", y=column, hue="split", marker="o", ax=ax)
+        ax.set_title(column)
+        ax.grid(alpha=0.3)
+    axes[0].set_yscale("log")
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+
+
+def sample_predictions(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    predicted: torch.Tensor,
+    classes: tuple[str, ...],
+    out: Path,
+) -> None:
+    """Test images in grayscale with true and predicted labels (wrong ones in red)."""
+    count = len(images)
+    fig = Figure(figsize=(2.2 * count, 2.6))
+    axes = fig.subplots(1, count, squeeze=False)
+    for ax, image, label, guess in zip(axes[0], images, labels, predicted, strict=True):
+        ax.imshow(image.squeeze(0).numpy(), cmap="gray")
+        ax.set_title(
+            f"true: {classes[label]}\npred: {classes[guess]}",
+            fontsize=9,
+            color="black" if label == guess else "red",
+        )
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+
+
+def confusion_matrix(
+    labels: torch.Tensor, predicted: torch.Tensor, classes: tuple[str, ...]
+) -> np.ndarray:
+    """Counts: rows are true classes, columns predicted ones."""
+    n = len(classes)
+    flat = labels.long() * n + predicted.long()
+    return torch.bincount(flat, minlength=n * n).reshape(n, n).numpy()
+
+
+def plot_confusion_matrix(matrix: np.ndarray, classes: tuple[str, ...], out: Path) -> None:
+    """An annotated heatmap of the confusion matrix with class names."""
+    fig = Figure(figsize=(8, 6.5))
+    ax = fig.subplots()
+    sns.heatmap(
+        matrix,
+        annot=True,
+        fmt="d",
+        cmap="Blues",
+        xticklabels=classes,
+        yticklabels=classes,
+        cbar=False,
+        ax=ax,
+    )
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"test confusion matrix ({int(matrix.sum())} images)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)

@@ -1,0 +1,165 @@
+"""The one training loop and the one `evaluate`, with optimizer and lr schedule builders."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from sweeplab.config import OptimizerConfig, SchedulerConfig
+
+PROGRESS_EVERY = 20  # batches between progress-bar updates and divergence checks
+
+
+@dataclass
+class EpochResult:
+    loss: float
+    accuracy: float
+    seconds: float
+    images: int
+    diverged: bool = False
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images / self.seconds if self.seconds > 0 else float("nan")
+
+
+@dataclass
+class EvalResult:
+    loss: float
+    accuracy: float
+    seconds: float
+    images: int
+    predictions: torch.Tensor  # predicted class per image, on the CPU
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images / self.seconds if self.seconds > 0 else float("nan")
+
+
+def build_optimizer(
+    model: nn.Module, cfg: OptimizerConfig, weight_decay: float
+) -> torch.optim.Optimizer:
+    """SGD (momentum, Nesterov), Adam (L2 weight decay) or AdamW (decoupled weight decay)."""
+    params = model.parameters()
+    if cfg.name == "sgd":
+        return torch.optim.SGD(
+            params,
+            lr=cfg.lr,
+            momentum=cfg.momentum,
+            nesterov=cfg.nesterov and cfg.momentum > 0,
+            weight_decay=weight_decay,
+        )
+    optimizer_class = torch.optim.AdamW if cfg.name == "adamw" else torch.optim.Adam
+    return optimizer_class(
+        params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=weight_decay
+    )
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, cfg: SchedulerConfig, total_steps: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """A per-batch lr schedule: constant, one-cycle, or cosine decay after a linear warmup."""
+    if cfg.name == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=[group["lr"] for group in optimizer.param_groups],
+            total_steps=total_steps,
+            pct_start=max(cfg.warmup, 1e-6),
+            cycle_momentum=False,  # keep the optimizer's own momentum / betas
+        )
+    warmup_steps = int(cfg.warmup * total_steps)
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        if cfg.name == "none":
+            return 1.0
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def steps_per_epoch(train_size: int, batch_size: int) -> int:
+    """Full batches per epoch (the remainder is dropped; the shuffle changes it every epoch)."""
+    return max(1, train_size // batch_size)
+
+
+def train_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int,
+    noise_std: float = 0.0,
+    label_smoothing: float = 0.0,
+    description: str = "train",
+    progress: bool = True,
+) -> EpochResult:
+    """One pass over shuffled full batches; noise is added to whole training batches only.
+
+    Loss and accuracy are running averages over the epoch's batches, measured on the noisy
+    inputs in training mode (dropout on), as the model changes.
+    """
+    model.train()
+    started = time.perf_counter()
+    batch_size = min(batch_size, len(x))
+    steps = steps_per_epoch(len(x), batch_size)
+    order = torch.randperm(len(x)).to(x.device)  # the global RNG, seeded per run
+    loss_sum = torch.zeros((), device=x.device)
+    correct = torch.zeros((), device=x.device, dtype=torch.long)
+    bar = tqdm(range(steps), desc=description, leave=False, disable=None if progress else True)
+    for step in bar:
+        index = order[step * batch_size : (step + 1) * batch_size]
+        inputs, targets = x[index], y[index]
+        if noise_std > 0:
+            inputs = inputs + noise_std * torch.randn_like(inputs)
+        logits = model(inputs)
+        loss = F.cross_entropy(logits, targets, label_smoothing=label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        loss_sum += loss.detach() * len(index)
+        correct += (logits.detach().argmax(1) == targets).sum()
+        if step % PROGRESS_EVERY == 0 or step == steps - 1:
+            running = loss_sum.item() / ((step + 1) * batch_size)
+            if not math.isfinite(running):
+                bar.close()
+                return EpochResult(running, float("nan"), time.perf_counter() - started, 0, True)
+            bar.set_postfix(loss=f"{running:.4f}", refresh=False)
+    images = steps * batch_size
+    return EpochResult(
+        loss=loss_sum.item() / images,
+        accuracy=correct.item() / images,
+        seconds=time.perf_counter() - started,
+        images=images,
+    )
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> EvalResult:
+    """Mean cross-entropy, accuracy and predictions over a whole split, in eval mode."""
+    model.eval()
+    started = time.perf_counter()
+    loss_sum = torch.zeros((), device=x.device)
+    predictions = []
+    for start in range(0, len(x), batch_size):
+        logits = model(x[start : start + batch_size])
+        loss_sum += F.cross_entropy(logits, y[start : start + batch_size], reduction="sum")
+        predictions.append(logits.argmax(1))
+    predicted = torch.cat(predictions)
+    return EvalResult(
+        loss=loss_sum.item() / len(x),
+        accuracy=(predicted == y).float().mean().item(),
+        seconds=time.perf_counter() - started,
+        images=len(x),
+        predictions=predicted.cpu(),
+    )
