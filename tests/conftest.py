@@ -16,7 +16,7 @@ from sweeplab.config import register_configs
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 # Small but real: FashionMNIST subsets keep a 1-epoch run to a second or two.
-QUICK = ["dataset.subset=512", "epochs=1", "progress=false"]
+QUICK = ["dataset.subset=1024", "batch_size=64", "epochs=1", "progress=false"]
 
 
 @pytest.fixture(scope="session", autouse=True)

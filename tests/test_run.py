@@ -1,0 +1,187 @@
+"""End to end: run.py writes the run-folder contract; eval/predict; determinism; bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from sweeplab import modes
+from sweeplab.config import config_hash
+from sweeplab.modes import train_and_evaluate
+from tests.conftest import QUICK, run_cli
+
+TIMING_COLUMNS = ["seconds", "images_per_second"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """One real 1-epoch run of the defaults on 1024 FashionMNIST images, through run.py."""
+    run_dir = tmp_path_factory.mktemp("run")
+    result = run_cli(*QUICK, f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr
+    return run_dir
+
+
+def test_run_writes_hydra_config_and_overrides(trained: Path) -> None:
+    config = yaml.safe_load((trained / ".hydra" / "config.yaml").read_text())
+    assert config["model"]["name"] == "lenet5" and config["dataset"]["subset"] == 1024
+    assert "epochs=1" in yaml.safe_load((trained / ".hydra" / "overrides.yaml").read_text())
+
+
+def test_metrics_csv_has_train_and_val_per_epoch_and_test_at_the_end(trained: Path) -> None:
+    metrics = pd.read_csv(trained / "metrics.csv")
+    assert list(metrics.columns[:6]) == ["epoch", "split", "loss", "accuracy", "lr", "seconds"]
+    assert list(zip(metrics.epoch, metrics.split, strict=True)) == [
+        (1, "train"),
+        (1, "val"),
+        (1, "test"),
+    ]
+    assert metrics.accuracy.between(0, 1).all() and (metrics.loss > 0).all()
+    assert (metrics.seconds > 0).all()
+
+
+def test_summary_json_holds_the_contract_fields(trained: Path) -> None:
+    summary = json.loads((trained / "summary.json").read_text())
+    metrics = pd.read_csv(trained / "metrics.csv")
+    test_row = metrics[metrics.split == "test"].iloc[0]
+    assert summary["status"] == "completed" and summary["error"] is None
+    assert summary["test_accuracy"] == pytest.approx(test_row.accuracy, abs=1e-7)
+    assert summary["test_loss"] == pytest.approx(test_row.loss, rel=1e-6)
+    assert summary["best_val_accuracy"] == pytest.approx(metrics.accuracy[1], abs=1e-7)
+    assert summary["best_epoch"] == 1 and summary["params"] == 61_728
+    assert summary["train_seconds"] > 0 and summary["images_per_second"] > 0
+    assert len(summary["config_hash"]) == 16
+    # Better than chance (10 %) after one epoch on 1024 images: the loop really learns.
+    assert summary["test_accuracy"] > 0.3
+
+
+def test_checkpoints_load_with_weights_only(trained: Path) -> None:
+    for name in ("last.pt", "best.pt"):
+        state = torch.load(trained / "checkpoints" / name, weights_only=True)
+        assert state["epoch"] == 1 and "conv" not in state["model"]  # a state dict, no module
+        assert any(key.startswith("features.0") for key in state["model"])
+        assert (
+            state["config_hash"]
+            == json.loads((trained / "summary.json").read_text())["config_hash"]
+        )
+    assert not list((trained / "checkpoints").glob(".*tmp"))  # no temp file left behind
+
+
+def test_figures_are_written(trained: Path) -> None:
+    for name in ("learning_curves.png", "test_samples.png", "confusion_matrix.png"):
+        assert (trained / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+
+
+def test_eval_mode_reproduces_the_test_accuracy(trained: Path, tmp_path: Path) -> None:
+    ckpt = trained / "checkpoints" / "last.pt"
+    result = run_cli(
+        "mode=eval", f"ckpt={ckpt}", "dataset.subset=1024", f"hydra.run.dir={tmp_path}"
+    )
+    assert result.returncode == 0, result.stderr
+    evaluation = json.loads((tmp_path / "eval.json").read_text())
+    summary = json.loads((trained / "summary.json").read_text())
+    assert evaluation["test_accuracy"] == pytest.approx(summary["test_accuracy"], abs=1e-7)
+    assert set(evaluation["per_class_accuracy"]) <= {"T-shirt/top", "Trouser", "Pullover",
+        "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"}  # fmt: skip
+    assert "accuracy" in result.stdout and "Sneaker" in result.stdout
+
+
+def test_predict_mode_shows_five_test_images(trained: Path, tmp_path: Path) -> None:
+    ckpt = trained / "checkpoints" / "best.pt"
+    result = run_cli("mode=predict", f"ckpt={ckpt}", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr
+    predictions = pd.read_csv(tmp_path / "predictions.csv")
+    assert len(predictions) == 5 and predictions.confidence.between(0, 1).all()
+    assert (tmp_path / "predictions.png").stat().st_size > 0
+    assert result.stdout.count("test image") == 5
+
+
+def test_eval_with_a_checkpoint_of_another_model_is_one_clear_line(trained: Path) -> None:
+    ckpt = trained / "checkpoints" / "best.pt"
+    result = run_cli("mode=eval", f"ckpt={ckpt}", "model=mlp")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "model=lenet5" in result.stderr
+
+
+def test_eval_with_a_checkpoint_of_another_input_size_is_one_clear_line(trained: Path) -> None:
+    result = run_cli("mode=eval", f"ckpt={trained / 'checkpoints' / 'best.pt'}", "input_size=32")
+    assert result.returncode == 2 and "input_size=28" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["optimizer.lr=0"], "optimizer.lr=0"),
+        (["epochs=0"], "epochs=0"),
+        (["regularization.noise_std=-1"], "regularization.noise_std"),
+        (["mode=eval"], "needs a checkpoint"),
+        (["mode=eval", "ckpt=/nonexistent/best.pt"], "does not exist"),
+        (["model=lenet5_classic"], "input_size=32"),
+        (["dataset=mnist", "dataset.root=/nonexistent"], "dataset.download=true"),
+    ],
+)
+def test_bad_input_stops_with_one_line_before_training(
+    tmp_path: Path, args: list[str], expected: str
+) -> None:
+    result = run_cli(*args, f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("sweeplab: error:")
+    assert result.stderr.strip().count("\n") == 0 and expected in result.stderr
+    assert not (tmp_path / "metrics.csv").exists()
+
+
+def test_same_seed_gives_identical_metrics(make_cfg, tmp_path: Path) -> None:
+    cfg = make_cfg(*QUICK, "epochs=2", "figures=false", "regularization.noise_std=0.1")
+    first = train_and_evaluate(cfg, tmp_path / "a")
+    second = train_and_evaluate(cfg, tmp_path / "b")
+    metrics_a = pd.read_csv(tmp_path / "a" / "metrics.csv").drop(columns=TIMING_COLUMNS)
+    metrics_b = pd.read_csv(tmp_path / "b" / "metrics.csv").drop(columns=TIMING_COLUMNS)
+    pd.testing.assert_frame_equal(metrics_a, metrics_b)
+    assert first["test_accuracy"] == second["test_accuracy"]
+    other = train_and_evaluate(make_cfg(*QUICK, "seed=1", "figures=false"), tmp_path / "c")
+    assert other["config_hash"] != first["config_hash"]
+    assert pd.read_csv(tmp_path / "c" / "metrics.csv").loss[0] != metrics_a.loss[0]
+
+
+def test_nan_loss_stops_the_run_as_diverged_keeping_what_was_written(
+    make_cfg, tmp_path: Path, monkeypatch
+) -> None:
+    real_train_epoch = modes.train_epoch
+
+    def poisoned_in_epoch_2(model, *args, description: str, **kwargs):
+        if description.startswith("epoch 2/"):
+            with torch.no_grad():
+                next(model.parameters()).fill_(float("nan"))
+        return real_train_epoch(model, *args, description=description, **kwargs)
+
+    monkeypatch.setattr(modes, "train_epoch", poisoned_in_epoch_2)
+    cfg = make_cfg(*QUICK, "epochs=3", "figures=false")
+    summary = train_and_evaluate(cfg, tmp_path)
+    assert summary["status"] == "diverged" and "epoch 2" in summary["error"]
+    on_disk = json.loads((tmp_path / "summary.json").read_text())
+    assert on_disk["status"] == "diverged" and on_disk["best_epoch"] == 1
+    assert on_disk["config_hash"] == config_hash(cfg)
+    metrics = pd.read_csv(tmp_path / "metrics.csv")
+    assert list(zip(metrics.epoch, metrics.split, strict=True)) == [
+        (1, "train"),
+        (1, "val"),
+        (2, "train"),
+    ]
+    assert torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 1
+
+
+def test_a_crash_writes_a_failed_summary(make_cfg, tmp_path: Path, monkeypatch) -> None:
+    def crash(*args, **kwargs):
+        raise RuntimeError("simulated crash")
+
+    monkeypatch.setattr(modes, "evaluate", crash)
+    with pytest.raises(RuntimeError):
+        train_and_evaluate(make_cfg(*QUICK, "figures=false"), tmp_path)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "failed" and "simulated crash" in summary["error"]
+    assert len(pd.read_csv(tmp_path / "metrics.csv")) == 1  # the train row was kept
