@@ -9,6 +9,7 @@ import pandas as pd
 import seaborn as sns
 import torch
 from matplotlib.figure import Figure  # not pyplot: no global figure state, no display needed
+from matplotlib.ticker import MaxNLocator
 
 
 def learning_curves(metrics_csv: Path, out: Path) -> None:
@@ -21,6 +22,7 @@ def learning_curves(metrics_csv: Path, out: Path) -> None:
         sns.lineplot(data=metrics, x="epoch", y=column, hue="split", marker="o", ax=ax)
         ax.set_title(column)
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0].set_yscale("log")
     fig.tight_layout()
     fig.savefig(out, dpi=100)
