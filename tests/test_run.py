@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from sweeplab import modes
+from sweeplab import trainer
 from sweeplab.config import config_hash
 from sweeplab.modes import train_and_evaluate
 from tests.conftest import QUICK, run_cli
@@ -151,7 +151,7 @@ def test_same_seed_gives_identical_metrics(make_cfg, tmp_path: Path) -> None:
 def test_nan_loss_stops_the_run_as_diverged_keeping_what_was_written(
     make_cfg, tmp_path: Path, monkeypatch
 ) -> None:
-    real_train_epoch = modes.train_epoch
+    real_train_epoch = trainer.train_epoch
 
     def poisoned_in_epoch_2(model, *args, description: str, **kwargs):
         if description.startswith("epoch 2/"):
@@ -159,7 +159,7 @@ def test_nan_loss_stops_the_run_as_diverged_keeping_what_was_written(
                 next(model.parameters()).fill_(float("nan"))
         return real_train_epoch(model, *args, description=description, **kwargs)
 
-    monkeypatch.setattr(modes, "train_epoch", poisoned_in_epoch_2)
+    monkeypatch.setattr(trainer, "train_epoch", poisoned_in_epoch_2)
     cfg = make_cfg(*QUICK, "epochs=3", "figures=false")
     summary = train_and_evaluate(cfg, tmp_path)
     assert summary["status"] == "diverged" and "epoch 2" in summary["error"]
@@ -179,7 +179,7 @@ def test_a_crash_writes_a_failed_summary(make_cfg, tmp_path: Path, monkeypatch) 
     def crash(*args, **kwargs):
         raise RuntimeError("simulated crash")
 
-    monkeypatch.setattr(modes, "evaluate", crash)
+    monkeypatch.setattr(trainer, "evaluate", crash)
     with pytest.raises(RuntimeError):
         train_and_evaluate(make_cfg(*QUICK, "figures=false"), tmp_path)
     summary = json.loads((tmp_path / "summary.json").read_text())

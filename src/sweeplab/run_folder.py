@@ -22,10 +22,16 @@ STATUSES = ("completed", "diverged", "failed", "interrupted")
 
 
 class MetricsWriter:
-    """Appends rows to metrics.csv and flushes each one, so a crash loses nothing written."""
+    """Appends rows to metrics.csv and flushes each one, so a crash loses nothing written.
 
-    def __init__(self, path: Path) -> None:
+    `rows` first replaces the file (atomically) with exactly those rows: a resumed run passes
+    the rows its checkpoint holds, so metrics.csv never gets duplicate or orphaned epochs.
+    """
+
+    def __init__(self, path: Path, rows: list[dict[str, Any]] | None = None) -> None:
         self.path = path
+        if rows is not None:
+            _replace_atomically(path, lambda tmp: _write_rows(tmp, rows))
         new_file = not path.exists() or path.stat().st_size == 0
         self._file = path.open("a", newline="")
         self._writer = csv.DictWriter(self._file, fieldnames=METRICS_COLUMNS)
@@ -34,13 +40,21 @@ class MetricsWriter:
             self._file.flush()
 
     def write(self, **row: Any) -> None:
-        """Write one (epoch, split) row."""
+        """Write one (epoch, split) row and flush it to disk."""
         self._writer.writerow({key: _round(row.get(key)) for key in METRICS_COLUMNS})
         self._file.flush()
         os.fsync(self._file.fileno())
 
     def close(self) -> None:
         self._file.close()
+
+
+def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    with path.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=METRICS_COLUMNS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({key: _round(row.get(key)) for key in METRICS_COLUMNS})
 
 
 def _round(value: Any) -> Any:

@@ -17,29 +17,36 @@ PROGRESS_EVERY = 20  # batches between progress-bar updates and divergence check
 
 
 @dataclass
-class EpochResult:
+class SplitResult:
+    """Loss and accuracy of one pass over a split, and how long it took."""
+
     loss: float
     accuracy: float
     seconds: float
     images: int
-    diverged: bool = False
 
     @property
     def images_per_second(self) -> float:
         return self.images / self.seconds if self.seconds > 0 else float("nan")
+
+    def row(self) -> dict[str, float]:
+        """The metrics.csv fields this result fills."""
+        return {
+            "loss": self.loss,
+            "accuracy": self.accuracy,
+            "seconds": self.seconds,
+            "images_per_second": self.images_per_second,
+        }
 
 
 @dataclass
-class EvalResult:
-    loss: float
-    accuracy: float
-    seconds: float
-    images: int
-    predictions: torch.Tensor  # predicted class per image, on the CPU
+class EpochResult(SplitResult):
+    diverged: bool = False
 
-    @property
-    def images_per_second(self) -> float:
-        return self.images / self.seconds if self.seconds > 0 else float("nan")
+
+@dataclass
+class EvalResult(SplitResult):
+    predictions: torch.Tensor  # predicted class per image, on the CPU
 
 
 def build_optimizer(
