@@ -1,25 +1,49 @@
 """sweeplab's entry point: `python run.py [overrides]`, `python run.py -m [sweep overrides]`."""
 
+import logging
+import math
 import sys
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from sweeplab.config import register_configs
 from sweeplab.errors import SweeplabError
-from sweeplab.modes import run_mode
+from sweeplab.modes import record_failure, run_mode
+from sweeplab.runtime import threads_per_job
+
+log = logging.getLogger("sweeplab")
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    """Run one job; return best val accuracy (what a sweeper such as Optuna maximises)."""
+    """Run one job; return its best val accuracy (what the Optuna sweeper maximises).
+
+    In a sweep a failing job records `status: failed` and returns NaN so the other jobs go
+    on; the sweep-end callback then lists the failures and exits non-zero.
+    """
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
+    if cfg.threads == 0:
+        cfg.threads = threads_per_job(hydra_cfg.launcher)
     try:
-        result = run_mode(cfg, Path(HydraConfig.get().runtime.output_dir))
+        result = run_mode(cfg, run_dir)
     except SweeplabError as err:
         print(f"sweeplab: error: {err}", file=sys.stderr)
-        sys.exit(2)
+        if not in_sweep:
+            sys.exit(2)
+        record_failure(cfg, run_dir, err)
+        return math.nan
+    except Exception as err:
+        if not in_sweep:
+            raise
+        log.exception("job %s failed", run_dir)
+        record_failure(cfg, run_dir, err)
+        return math.nan
     return result.get("best_val_accuracy")
 
 

@@ -37,6 +37,23 @@ def run_mode(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     return predict(run, run_dir)
 
 
+def record_failure(cfg: DictConfig, run_dir: Path, err: BaseException) -> None:
+    """Write `status: failed` for a job that stopped before it wrote a summary of its own."""
+    path = run_dir / "summary.json"
+    if cfg.get("mode") != "train" or path.exists():
+        return  # never overwrite another run's summary (e.g. a config-hash mismatch)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(
+        path,
+        {
+            "status": "failed",
+            "error": f"{type(err).__name__}: {err}",
+            "config_hash": config_hash(cfg),
+            "finished_at": _now(),
+        },
+    )
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import random
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,3 +37,28 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+def available_cores() -> int:
+    """Cores this process may use (respects CPU affinity, e.g. under SLURM or taskset)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def threads_per_job(launcher: Any) -> int:
+    """Torch threads for one job so that parallel jobs x threads <= cores (0: torch's default).
+
+    Oversubscription (each of n parallel jobs using every core) is the usual reason a parallel
+    sweep runs slower than a serial one.
+    """
+    cores = available_cores()
+    n_jobs = launcher.get("n_jobs") if launcher is not None else None
+    if n_jobs is not None:  # joblib: n_jobs parallel processes on this machine
+        parallel = cores if n_jobs < 1 else min(n_jobs, cores)
+        return max(1, cores // parallel)
+    cpus_per_task = launcher.get("cpus_per_task") if launcher is not None else None
+    if cpus_per_task:  # submitit: each job gets its own cpus_per_task
+        return int(cpus_per_task)
+    return 0
