@@ -1,0 +1,106 @@
+"""Seaborn figures of a report: heatmap over two keys, learning curves, metric per key."""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure  # not pyplot: no global state, no display needed
+from matplotlib.ticker import MaxNLocator
+
+
+def heatmap(summary: pd.DataFrame, rows: str, cols: str | None, label: str, out: Path) -> None:
+    """Mean of the metric over rows x cols, each cell annotated with mean, ± std and n."""
+    cols_key = cols or "_all"
+    data = summary.assign(_all="all") if cols is None else summary
+    means = data.pivot_table(index=rows, columns=cols_key, values="mean", dropna=False)
+    stds = data.pivot_table(index=rows, columns=cols_key, values="std", dropna=False)
+    counts = data.pivot_table(index=rows, columns=cols_key, values="n", dropna=False)
+    stds, counts = stds.reindex_like(means), counts.reindex_like(means)
+    notes = means.copy().astype(object)
+    for r in means.index:
+        for c in means.columns:
+            mean, std, n = means.at[r, c], stds.at[r, c], counts.at[r, c]
+            if pd.isna(mean):
+                notes.at[r, c] = ""
+            elif pd.isna(std):
+                notes.at[r, c] = f"{mean:.4f}\nn={n:.0f}"
+            else:
+                notes.at[r, c] = f"{mean:.4f}\n±{std:.4f}\nn={n:.0f}"
+    width = 2 + 1.6 * len(means.columns)
+    fig = Figure(figsize=(max(width, 5), 1.5 + 0.9 * len(means.index)))
+    ax = fig.subplots()
+    sns.heatmap(means, annot=notes.values, fmt="", cmap="viridis", ax=ax, cbar_kws={"label": label})
+    ax.set_title(f"{label}: mean ± std over seeds")
+    ax.set_ylabel(rows)
+    ax.set_xlabel(cols or "")
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+
+
+def learning_curves(curves: pd.DataFrame, y: str, hue: str | None, out: Path) -> None:
+    """`y` per epoch for each configuration, the band one std over seeds."""
+    fig = Figure(figsize=(9, 5))
+    ax = fig.subplots()
+    many = hue is not None and curves[hue].nunique() > 10
+    sns.lineplot(
+        data=curves,
+        x="epoch",
+        y=y,
+        hue=hue,
+        errorbar="sd",
+        ax=ax,
+        palette="viridis" if many else None,
+    )
+    ax.set_title(f"{y} per epoch (band: ± 1 std over seeds)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    if hue is not None:
+        ax.legend(title=hue, fontsize=7, title_fontsize=8, loc="best", ncol=2 if many else 1)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+
+
+def metric_by_factor(
+    runs: pd.DataFrame, factors: list[str], value: str, hue: str | None, out: Path
+) -> None:
+    """The metric against each swept key, mean with ± 1 std error bars over the other keys."""
+    # Swept numbers are plotted as categories on purpose; matplotlib would log that per axis.
+    logging.getLogger("matplotlib.category").setLevel(logging.WARNING)
+    count = len(factors)
+    columns = min(count, 3)
+    rows = math.ceil(count / columns)
+    fig = Figure(figsize=(5 * columns, 4 * rows))
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    for ax, factor in zip(axes, factors, strict=False):
+        colour = hue if hue not in (None, factor) else None
+        # Swept values are categories here, shown in their natural (numeric) order.
+        order = [str(v) for v in sorted(runs[factor].dropna().unique(), key=_sort_key)]
+        data = runs.astype({factor: str, **({colour: str} if colour else {})})
+        sns.pointplot(
+            data=data,
+            x=factor,
+            y=value,
+            hue=colour,
+            order=order,
+            errorbar="sd",
+            dodge=0.3 if colour else False,
+            capsize=0.1,
+            ax=ax,
+        )
+        ax.set_title(f"{value} by {factor}")
+        ax.grid(alpha=0.3)
+    for ax in axes[count:]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+
+
+def _sort_key(value: object) -> tuple[int, float, str]:
+    try:
+        return (0, float(value), "")  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return (1, 0.0, str(value))

@@ -1,0 +1,155 @@
+"""Numbers for a report: the metric per run, swept keys, mean / std / n / 95 % CI per config."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+# Keys that say how a run executed, not what it computed: never factors of a comparison.
+NOT_FACTORS = {
+    "seed",  # the replicate axis
+    "threads",
+    "progress",
+    "figures",
+    "device",
+    "mode",
+    "ckpt",
+    "predict.n",
+    "eval_batch_size",
+    "dataset.root",
+    "dataset.download",
+}
+SPLITS = ("train", "val", "test")
+# Two-sided 95 % critical values of Student's t by degrees of freedom (larger df: nearest below).
+T_975 = {
+    1: 12.706,
+    2: 4.303,
+    3: 3.182,
+    4: 2.776,
+    5: 2.571,
+    6: 2.447,
+    7: 2.365,
+    8: 2.306,
+    9: 2.262,
+    10: 2.228,
+    12: 2.179,
+    15: 2.131,
+    20: 2.086,
+    30: 2.042,
+    60: 2.000,
+    120: 1.980,
+}
+
+
+class ReportError(Exception):
+    """A bad request (unknown metric or key, empty window); the message says what is valid."""
+
+
+def t_critical(df: int) -> float:
+    """Student's t for a two-sided 95 % interval (rounded down to the table's df: wider)."""
+    return T_975[max(k for k in T_975 if k <= df)]
+
+
+def metric_label(metric: str, window: tuple[int, int] | None) -> str:
+    return f"{metric}[{window[0]}:{window[1]}]" if window else metric
+
+
+def metric_values(
+    runs: pd.DataFrame, epochs: pd.DataFrame, metric: str, window: tuple[int, int] | None
+) -> pd.Series:
+    """The metric per run: a summary field, or `<split>_<column>` of metrics.csv.
+
+    Without a window a per-epoch metric is its value at the run's last epoch; with `A:B` it is
+    the mean over epochs A..B inclusive.
+    """
+    if window is None and metric in runs.columns and metric not in ("sweep", "run", "path"):
+        return pd.to_numeric(runs[metric], errors="coerce")
+    split, _, column = metric.partition("_")
+    if split not in SPLITS or column not in epochs.columns or column in ("epoch", "split"):
+        numeric = sorted(c for c in runs.select_dtypes("number").columns if "." not in c)
+        raise ReportError(
+            f"unknown metric {metric!r}: use a summary field ({', '.join(numeric)}) or "
+            f"<split>_<column> of metrics.csv, e.g. val_accuracy or train_loss"
+        )
+    rows = epochs[epochs["split"] == split]
+    if window:
+        rows = rows[rows["epoch"].between(*window)]
+        if rows.empty:
+            raise ReportError(f"no {split} rows in epochs {window[0]}..{window[1]} of any run")
+        per_run = rows.groupby("path")[column].mean()
+    else:
+        per_run = rows.sort_values("epoch").groupby("path")[column].last()
+    return runs["path"].map(per_run)
+
+
+def swept_keys(runs: pd.DataFrame, config_keys: list[str], required: list[str]) -> list[str]:
+    """Config keys whose values differ across runs, in config order, without redundant ones.
+
+    A key whose value is fixed by the keys already chosen (e.g. `model.activation` once
+    `model.name` is a factor) is not an independent factor and is left out.
+    """
+    factors: list[str] = []
+    for key in config_keys:
+        if key in NOT_FACTORS or runs[key].astype(str).nunique() < 2:
+            continue
+        if key not in required and factors:
+            spread = runs.astype({key: str}).groupby(factors, dropna=False)[key].nunique()
+            if (spread <= 1).all():
+                continue
+        factors.append(key)
+    for key in required:
+        if key not in factors:
+            factors.append(key)
+    return factors
+
+
+def describe(values: pd.Series) -> dict[str, float]:
+    """mean, std (ddof 1; NaN for n = 1, never 0), n, min, max and a t-based 95 % CI."""
+    values = values.dropna()
+    n = len(values)
+    mean = values.mean() if n else math.nan
+    std = values.std(ddof=1) if n > 1 else math.nan
+    half = t_critical(n - 1) * std / math.sqrt(n) if n > 1 else math.nan
+    return {
+        "mean": mean,
+        "std": std,
+        "n": n,
+        "min": values.min() if n else math.nan,
+        "max": values.max() if n else math.nan,
+        "ci95_low": mean - half,
+        "ci95_high": mean + half,
+    }
+
+
+def summarise(runs: pd.DataFrame, factors: list[str], value: str) -> pd.DataFrame:
+    """One row per configuration (value of the factors) with `describe` of `value`."""
+    if not factors:
+        return pd.DataFrame([describe(runs[value])])
+    rows = []
+    for key, group in runs.groupby(factors, dropna=False, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        rows.append({**dict(zip(factors, key, strict=True)), **describe(group[value])})
+    return pd.DataFrame(rows)
+
+
+def format_cell(mean: float, std: float, n: int, digits: int = 4) -> str:
+    """'0.8912 ± 0.0031 (3)'; with n = 1 no std is shown."""
+    if n == 0 or math.isnan(mean):
+        return "-"
+    if n == 1 or math.isnan(std):
+        return f"{mean:.{digits}f} (1)"
+    return f"{mean:.{digits}f} ± {std:.{digits}f} ({n})"
+
+
+def cell_table(summary: pd.DataFrame, rows: str, cols: str | None) -> pd.DataFrame:
+    """rows x cols table of `mean ± std (n)` strings (one column when `cols` is None)."""
+    cells = summary.assign(
+        cell=[
+            format_cell(m, s, n)
+            for m, s, n in zip(summary["mean"], summary["std"], summary["n"], strict=True)
+        ]
+    )
+    if cols is None:
+        return cells.groupby(rows, dropna=False)["cell"].first().to_frame("mean ± std (n)")
+    return cells.pivot_table(index=rows, columns=cols, values="cell", aggfunc="first", dropna=False)
