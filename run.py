@@ -14,6 +14,7 @@ from sweeplab.config import register_configs
 from sweeplab.errors import SweeplabError
 from sweeplab.modes import record_failure, run_mode
 from sweeplab.runtime import threads_per_job
+from sweeplab.sweep_end import note_failed_job
 
 log = logging.getLogger("sweeplab")
 
@@ -31,20 +32,21 @@ def main(cfg: DictConfig) -> float | None:
     if cfg.threads == 0:
         cfg.threads = threads_per_job(hydra_cfg.launcher)
     try:
-        result = run_mode(cfg, run_dir)
+        return run_mode(cfg, run_dir).get("best_val_accuracy")
     except SweeplabError as err:
         print(f"sweeplab: error: {err}", file=sys.stderr)
         if not in_sweep:
             sys.exit(2)
-        record_failure(cfg, run_dir, err)
-        return math.nan
+        failure: Exception = err
     except Exception as err:
         if not in_sweep:
             raise
         log.exception("job %s failed", run_dir)
-        record_failure(cfg, run_dir, err)
-        return math.nan
-    return result.get("best_val_accuracy")
+        failure = err
+    record_failure(cfg, run_dir, failure)
+    job = hydra_cfg.job.override_dirname or run_dir.name
+    note_failed_job(Path(hydra_cfg.sweep.dir), job, failure)
+    return math.nan
 
 
 if __name__ == "__main__":

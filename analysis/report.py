@@ -58,10 +58,10 @@ def parse_window(text: str | None) -> tuple[int, int] | None:
 
 def resolve_key(runs: pd.DataFrame, key: str | None) -> str | None:
     """Accept a group name for its `.name` key (`model` -> `model.name`)."""
+    if key is not None and f"{key}.name" in runs.columns:
+        return f"{key}.name"  # a config group, not the summary's field of the same name
     if key is None or key in runs.columns:
         return key
-    if f"{key}.name" in runs.columns:
-        return f"{key}.name"
     keys = ", ".join(config_columns(runs))
     raise ReportError(f"unknown key {key!r}; config keys are: {keys}")
 
@@ -104,6 +104,12 @@ def write_report(request: Request) -> Path:
         table = summarise(done, [k for k in (rows_key, cols_key) if k], label)
         lines += [f"## {label}: {rows_key} x {cols_key or '-'}", "", "mean ± std (n seeds)", ""]
         lines += [markdown(cell_table(table, rows_key, cols_key)), ""]
+        grid = (
+            table.pivot_table(index=rows_key, columns=cols_key, values="mean", dropna=False)
+            if cols_key
+            else table.set_index(rows_key)[["mean"]]
+        )
+        grid.to_csv(out / "heatmap.csv")  # the heatmap's numbers: mean per cell
         plots.heatmap(table, rows_key, cols_key, label, out / "heatmap.png")
         figures.append(("heatmap", "heatmap.png"))
         for factor in factors if len(factors) > 1 else []:  # marginal tables, one per key

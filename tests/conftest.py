@@ -44,3 +44,21 @@ def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=600,
     )
+
+
+def run_sweep(sweep_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python run.py -m ARGS` into `sweep_dir` on tiny FashionMNIST subsets."""
+    return run_cli("-m", *QUICK_SWEEP, f"hydra.sweep.dir={sweep_dir}", *args)
+
+
+QUICK_SWEEP = ["dataset.subset=512", "batch_size=64", "progress=false", "figures=false"]
+GRID = ["regularization.weight_decay=0,0.01", "regularization.noise_std=0,0.3", "seed=0,1"]
+
+
+@pytest.fixture(scope="session")
+def joblib_sweep(tmp_path_factory) -> Path:
+    """A real 2 x 2 x 2-seed multirun under Hydra's joblib launcher, 1 epoch per job."""
+    sweep_dir = tmp_path_factory.mktemp("joblib") / "sweep"
+    result = run_sweep(sweep_dir, "epochs=1", "hydra/launcher=joblib", *GRID)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return sweep_dir

@@ -27,7 +27,8 @@ def test_every_group_has_options() -> None:
 
 @pytest.mark.parametrize(("group", "option"), GROUP_OPTIONS)
 def test_every_option_of_every_group_composes_and_checks(make_cfg, group: str, option: str) -> None:
-    overrides = [f"{group}={option}"]
+    # Experiments are added to the defaults list (+experiment=...), not chosen from it.
+    overrides = [f"{'+' if group == 'experiment' else ''}{group}={option}"]
     if group == "model" and option in MODEL_SIZE:
         overrides.append(f"input_size={MODEL_SIZE[option]}")
     run = check_config(make_cfg(*overrides))

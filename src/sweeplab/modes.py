@@ -118,7 +118,7 @@ def _train(
         data_source=data.source,
     )
     log.info(
-        "%s (%s parameters) on %s, %d train / %d val / %d test images, %s",
+        "%s (%s parameters) on %s, %d train / %d val / %d test images, %s, %d torch thread(s)",
         run.model.name,
         f"{summary['params']:,}",
         run.dataset.name,
@@ -126,6 +126,7 @@ def _train(
         len(data.val_y),
         len(data.test_y),
         device,
+        torch.get_num_threads(),
     )
     optimizer = build_optimizer(model, run.optimizer, run.regularization.weight_decay)
     steps = steps_per_epoch(len(data.train_y), min(run.batch_size, len(data.train_y)))

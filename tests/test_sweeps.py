@@ -1,0 +1,147 @@
+"""Real Hydra multiruns in subprocesses: launchers, job folders, resume, failures, Optuna."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.conftest import GRID, run_sweep
+
+TIMING = ["seconds", "images_per_second"]
+
+
+def summaries(sweep_dir: Path) -> dict[str, dict]:
+    return {
+        path.parent.name: json.loads(path.read_text()) for path in sweep_dir.glob("*/summary.json")
+    }
+
+
+def test_joblib_sweep_names_each_job_folder_by_its_overrides(joblib_sweep: Path) -> None:
+    runs = summaries(joblib_sweep)
+    assert len(runs) == 8 and {s["status"] for s in runs.values()} == {"completed"}
+    assert "regularization.noise_std=0.3,regularization.weight_decay=0.01,seed=1" in "\n".join(runs)
+    assert len({s["config_hash"] for s in runs.values()}) == 8
+
+
+def test_joblib_jobs_share_the_cores_instead_of_oversubscribing(joblib_sweep: Path) -> None:
+    # n_jobs defaults to every core, so each job gets cores // n_jobs = 1 torch thread.
+    logs = [path.read_text() for path in joblib_sweep.glob("*/run.log")]
+    assert len(logs) == 8
+    expected = max(1, os.cpu_count() // min(os.cpu_count(), 8))  # n_jobs = cores
+    assert all(f"{expected} torch thread(s)" in log for log in logs)
+
+
+def test_report_summary_equals_our_own_computation(joblib_sweep: Path) -> None:
+    report = joblib_sweep / "report"
+    summary = pd.read_csv(report / "summary.csv")
+    rows = []
+    for path in joblib_sweep.glob("*/summary.json"):
+        config = yaml.safe_load((path.parent / ".hydra" / "config.yaml").read_text())
+        reg = config["regularization"]
+        rows.append((reg["weight_decay"], reg["noise_std"], json.loads(path.read_text())))
+    for (wd, noise), group in pd.DataFrame(rows, columns=["wd", "noise", "s"]).groupby(
+        ["wd", "noise"]
+    ):
+        accuracies = pd.Series([s["test_accuracy"] for s in group.s])
+        line = summary[
+            (summary["regularization.weight_decay"] == wd)
+            & (summary["regularization.noise_std"] == noise)
+        ].iloc[0]
+        assert line["n"] == 2
+        assert line["mean"] == pytest.approx(accuracies.mean(), abs=1e-12)
+        assert line["std"] == pytest.approx(accuracies.std(ddof=1), abs=1e-12)
+        assert (line["min"], line["max"]) == (accuracies.min(), accuracies.max())
+        half = 12.706 * accuracies.std(ddof=1) / 2**0.5  # t(0.975, df=1) * s / sqrt(n)
+        assert line["ci95_high"] == pytest.approx(accuracies.mean() + half, abs=1e-12)
+
+
+def test_report_names_the_swept_keys_and_its_heatmap_has_their_values(
+    joblib_sweep: Path,
+) -> None:
+    text = (joblib_sweep / "report" / "report.md").read_text()
+    assert "swept keys: regularization.weight_decay, regularization.noise_std" in text
+    assert "seeds (replicates): [0, 1]" in text
+    grid = pd.read_csv(joblib_sweep / "report" / "heatmap.csv", index_col=0)
+    assert grid.index.name == "regularization.weight_decay"
+    assert list(grid.index) == [0.0, 0.01]
+    assert [float(c) for c in grid.columns] == [0.0, 0.3]
+    assert (joblib_sweep / "report" / "heatmap.png").stat().st_size > 0
+
+
+def test_submitit_local_sweep_runs_every_job(tmp_path: Path) -> None:
+    result = run_sweep(tmp_path, "epochs=1", "hydra/launcher=submitit_local", *GRID)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [s["status"] for s in summaries(tmp_path).values()] == ["completed"] * 8
+    assert (tmp_path / "report" / "report.md").exists()
+
+
+def test_sweep_run_again_skips_resumes_reruns_and_adds_only_new_values(
+    tmp_path: Path,
+) -> None:
+    args = ["epochs=2", "model.dropout=0.2", "regularization.noise_std=0.1"]
+    assert run_sweep(tmp_path, *args, "seed=0,1,2").returncode == 0
+    interrupted, failed, completed = sorted(p.parent for p in tmp_path.glob("*/summary.json"))
+    original = pd.read_csv(interrupted / "metrics.csv").drop(columns=TIMING)
+    # Make one look interrupted (metrics cut after epoch 1, no summary) and one failed.
+    metrics = pd.read_csv(interrupted / "metrics.csv")
+    metrics[metrics.epoch <= 1].to_csv(interrupted / "metrics.csv", index=False)
+    (interrupted / "summary.json").unlink()
+    summary = json.loads((failed / "summary.json").read_text())
+    (failed / "summary.json").write_text(json.dumps({**summary, "status": "failed"}))
+    ours = [p for p in completed.rglob("*") if ".hydra" not in p.parts and p.name != "run.log"]
+    untouched = {p: p.stat().st_mtime_ns for p in ours}  # Hydra's own files are rewritten
+    failed_mtime = (failed / "metrics.csv").stat().st_mtime_ns
+
+    result = run_sweep(tmp_path, *args, "seed=0,1,2,3")  # one new value on the seed axis
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert {p: p.stat().st_mtime_ns for p in untouched} == untouched
+    resumed = pd.read_csv(interrupted / "metrics.csv").drop(columns=TIMING)
+    pd.testing.assert_frame_equal(resumed, original)
+    assert (failed / "metrics.csv").stat().st_mtime_ns != failed_mtime
+    statuses = [s["status"] for s in summaries(tmp_path).values()]
+    assert statuses == ["completed"] * 4
+    output = result.stdout + result.stderr
+    assert output.count("already completed with this config; skipped") == 1
+
+
+def test_a_failing_job_does_not_stop_the_others_and_the_sweep_exits_non_zero(
+    tmp_path: Path,
+) -> None:
+    result = run_sweep(tmp_path, "epochs=1", "model=lenet5_classic,lenet5")
+    assert result.returncode == 1
+    assert "1 job(s) failed" in result.stderr and "model=lenet5_classic" in result.stderr
+    runs = summaries(tmp_path)
+    assert runs["batch_size=64,dataset.subset=512,epochs=1,model=lenet5"]["status"] == "completed"
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "## Runs not completed" in report and "cannot take input_size=28" in report
+
+
+def test_a_folder_of_another_config_stops_that_job_with_a_clear_message(tmp_path: Path) -> None:
+    # With epochs left out of the folder names, a changed epoch count lands in old folders.
+    same_names = "hydra.job.config.override_dirname.exclude_keys=[epochs]"
+    assert run_sweep(tmp_path, "epochs=1", "seed=0", same_names).returncode == 0
+    result = run_sweep(tmp_path, "epochs=2", "seed=0", same_names)
+    assert result.returncode == 1
+    assert "holds a run of another config" in result.stderr
+    assert json.loads(next(tmp_path.glob("*/summary.json")).read_text())["epochs"] == 1
+
+
+def test_optuna_search_runs_two_trials_on_val_accuracy(tmp_path: Path) -> None:
+    result = run_sweep(
+        tmp_path, "epochs=1", "hparams_search=fashion_optuna", "hydra.sweeper.n_trials=2"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = summaries(tmp_path)
+    assert len(trials) == 2
+    best = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())["best_value"]
+    assert best == max(s["best_val_accuracy"] for s in trials.values())
+
+
+def test_named_experiment_composes_with_its_grid(make_cfg) -> None:
+    cfg = make_cfg("+experiment=wd_vs_noise")
+    assert cfg.epochs == 5 and cfg.model.name == "lenet5"
