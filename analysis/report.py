@@ -175,8 +175,13 @@ def _best(done, epochs, factors, label, request) -> list[str]:
 
 def _curves(runs: pd.DataFrame, epochs: pd.DataFrame, factors: list[str]) -> pd.DataFrame:
     val = epochs[epochs["split"] == "val"].rename(columns={"accuracy": "val_accuracy"})
-    labels = runs.set_index("path")[factors].astype(str).agg(", ".join, axis=1) if factors else None
-    return val.assign(config=val["path"].map(labels) if labels is not None else "all")
+    if not factors:
+        return val.assign(config="all")
+    # "weight_decay=0.001, noise_std=0.1": the last part of each key keeps legends short.
+    named = runs.set_index("path")[factors].astype(str)
+    for key in factors:
+        named[key] = key.split(".")[-1] + "=" + named[key]
+    return val.assign(config=val["path"].map(named.agg(", ".join, axis=1)))
 
 
 def _problems(runs: pd.DataFrame) -> list[str]:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -11,7 +15,7 @@ import pytest
 from sweeplab import trainer
 from sweeplab.errors import SweeplabError
 from sweeplab.modes import train_and_evaluate
-from tests.conftest import QUICK
+from tests.conftest import QUICK, ROOT, run_cli
 
 TIMING = ["seconds", "images_per_second"]
 ARGS = (*QUICK, "epochs=3", "figures=false", "regularization.noise_std=0.1", "model.dropout=0.3")
@@ -110,3 +114,32 @@ def test_folder_of_another_config_stops_with_a_clear_message(make_cfg, uninterru
     with pytest.raises(SweeplabError, match="another config") as info:
         train_and_evaluate(make_cfg(*ARGS, "seed=7"), uninterrupted)
     assert "hydra.sweep.dir" in str(info.value)
+
+
+def test_kill_9_mid_run_then_the_same_command_finishes_as_if_never_killed(
+    tmp_path: Path,
+) -> None:
+    args = ["dataset.subset=8192", "batch_size=64", "epochs=3", "progress=false", "figures=false"]
+    straight = run_cli(*args, f"hydra.run.dir={tmp_path / 'straight'}")
+    assert straight.returncode == 0, straight.stderr
+
+    killed_dir = tmp_path / "killed"
+    command = [sys.executable, str(ROOT / "run.py"), *args, f"hydra.run.dir={killed_dir}"]
+    process = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if (killed_dir / "checkpoints" / "last.pt").exists():
+            break
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (killed_dir / "summary.json").exists(), "the run finished before it was killed"
+
+    again = run_cli(*args, f"hydra.run.dir={killed_dir}")
+    assert again.returncode == 0, again.stderr
+    assert "resuming" in again.stdout + again.stderr
+    pd.testing.assert_frame_equal(
+        metrics_without_timing(killed_dir), metrics_without_timing(tmp_path / "straight")
+    )

@@ -145,3 +145,18 @@ def test_optuna_search_runs_two_trials_on_val_accuracy(tmp_path: Path) -> None:
 def test_named_experiment_composes_with_its_grid(make_cfg) -> None:
     cfg = make_cfg("+experiment=wd_vs_noise")
     assert cfg.epochs == 5 and cfg.model.name == "lenet5"
+
+
+@pytest.mark.parametrize("launcher", ["joblib", "slurm", "local", "submitit_slurm"])
+def test_launcher_configs_compose_with_their_resources(launcher: str) -> None:
+    from hydra import compose, initialize_config_dir
+
+    from tests.conftest import CONF
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        cfg = compose("config", [f"hydra/launcher={launcher}"], return_hydra_config=True)
+    assert "_target_" in cfg.hydra.launcher
+    if launcher == "slurm":
+        assert (cfg.hydra.launcher.cpus_per_task, cfg.hydra.launcher.mem_gb) == (2, 4)
+    if launcher == "local":
+        assert cfg.hydra.launcher.cpus_per_task == 1

@@ -1,0 +1,39 @@
+"""Device choice and thread counts per job."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sweeplab import runtime
+from sweeplab.errors import SweeplabError
+
+
+def test_auto_device_is_cuda_when_present_else_cpu() -> None:
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert runtime.pick_device("auto").type == expected
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_asking_for_cuda_without_a_gpu_is_one_clear_line() -> None:
+    with pytest.raises(SweeplabError, match="device=auto"):
+        runtime.pick_device("cuda")
+
+
+@pytest.mark.parametrize(
+    ("launcher", "cores", "threads"),
+    [
+        ({"n_jobs": -1}, 2, 1),  # joblib default: a job per core, one thread each
+        ({"n_jobs": 2}, 8, 4),
+        ({"n_jobs": 1}, 2, 2),
+        ({"n_jobs": 16}, 4, 1),  # more jobs than cores still get one thread
+        ({"cpus_per_task": 2}, 64, 2),  # submitit: the job's own CPUs
+        ({"cpus_per_task": None}, 2, 0),
+        ({}, 2, 0),  # the basic launcher: torch's default
+    ],
+)
+def test_parallel_jobs_times_threads_never_exceed_the_cores(
+    monkeypatch, launcher: dict, cores: int, threads: int
+) -> None:
+    monkeypatch.setattr(runtime, "available_cores", lambda: cores)
+    assert runtime.threads_per_job(launcher) == threads
