@@ -85,13 +85,17 @@ def test_unknown_model_lists_the_choices(make_cfg) -> None:
         ("dataset.subset=0", "dataset.subset"),
         ("mode=eval", "ckpt"),
         ("mode=predict", "ckpt"),
+        ("model.dropout=1.0", "model.dropout"),
+        ("model.kernel_size=7", "model.kernel_size"),
+        ("model=mlp model.hidden=[]", "model.hidden"),
+        ("model=mlp model.hidden=[64,0]", "model.hidden"),
         ("input_size=31", "input_size"),
         ("input_size=4", "input_size"),
     ],
 )
 def test_bad_value_is_one_line_naming_the_key(make_cfg, override: str, key: str) -> None:
     with pytest.raises(SweeplabError) as info:
-        check_config(make_cfg(override))
+        check_config(make_cfg(*override.split()))
     message = str(info.value)
     assert f"{key}=" in message and "\n" not in message
 

@@ -226,6 +226,19 @@ def check_config(cfg: DictConfig) -> RunConfig:
     _require(run.threads >= 0, "threads", run.threads, "must be >= 0 (0 = torch's default)")
     _require(run.predict.n >= 1, "predict.n", run.predict.n, "must be at least 1")
 
+    model = run.model
+    if hasattr(model, "dropout"):
+        _require(0 <= model.dropout < 1, "model.dropout", model.dropout, "must be in [0, 1)")
+    if hasattr(model, "kernel_size"):
+        _require(model.kernel_size in (3, 5), "model.kernel_size", model.kernel_size, "use 5 or 3")
+    if hasattr(model, "hidden"):
+        _require(
+            bool(model.hidden) and min(model.hidden) >= 1,
+            "model.hidden",
+            model.hidden,
+            "must be a non-empty list of positive widths, e.g. [72,36]",
+        )
+
     opt = run.optimizer
     _require(opt.name in OPTIMIZER_SCHEMAS, "optimizer.name", opt.name, "unknown optimizer")
     _require(math.isfinite(opt.lr) and opt.lr > 0, "optimizer.lr", opt.lr, "must be > 0")
