@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -32,8 +31,7 @@ def test_joblib_jobs_share_the_cores_instead_of_oversubscribing(joblib_sweep: Pa
     # n_jobs defaults to every core, so each job gets cores // n_jobs = 1 torch thread.
     logs = [path.read_text() for path in joblib_sweep.glob("*/run.log")]
     assert len(logs) == 8
-    expected = max(1, os.cpu_count() // min(os.cpu_count(), 8))  # n_jobs = cores
-    assert all(f"{expected} torch thread(s)" in log for log in logs)
+    assert all("1 torch thread(s)" in log for log in logs)
 
 
 def test_report_summary_equals_our_own_computation(joblib_sweep: Path) -> None:
