@@ -103,7 +103,9 @@ def write_report(request: Request) -> Path:
         assert rows_key is not None
         table = summarise(done, [k for k in (rows_key, cols_key) if k], label)
         lines += [f"## {label}: {rows_key} x {cols_key or '-'}", "", "mean ± std (n seeds)", ""]
-        lines += [markdown(cell_table(table, rows_key, cols_key)), ""]
+        grid_cells = cell_table(table, rows_key, cols_key)
+        grid_cells.index.name = f"{rows_key} \\ {cols_key}" if cols_key else rows_key
+        lines += [markdown(grid_cells), ""]
         grid = (
             table.pivot_table(index=rows_key, columns=cols_key, values="mean", dropna=False)
             if cols_key
