@@ -116,30 +116,42 @@ def test_folder_of_another_config_stops_with_a_clear_message(make_cfg, uninterru
     assert "hydra.sweep.dir" in str(info.value)
 
 
-def test_kill_9_mid_run_then_the_same_command_finishes_as_if_never_killed(
-    tmp_path: Path,
-) -> None:
-    args = ["dataset.subset=8192", "batch_size=64", "epochs=3", "progress=false", "figures=false"]
-    straight = run_cli(*args, f"hydra.run.dir={tmp_path / 'straight'}")
-    assert straight.returncode == 0, straight.stderr
+CLI_ARGS = ["dataset.subset=8192", "batch_size=64", "epochs=3", "progress=false", "figures=false"]
 
-    killed_dir = tmp_path / "killed"
-    command = [sys.executable, str(ROOT / "run.py"), *args, f"hydra.run.dir={killed_dir}"]
+
+@pytest.fixture(scope="module")
+def straight_cli_run(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("straight")
+    result = run_cli(*CLI_ARGS, f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr
+    return run_dir
+
+
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
+def test_a_run_stopped_mid_way_then_run_again_finishes_as_if_never_stopped(
+    tmp_path: Path, straight_cli_run: Path, stop: signal.Signals
+) -> None:
+    args = CLI_ARGS
+    stopped = tmp_path / "stopped"
+    command = [sys.executable, str(ROOT / "run.py"), *args, f"hydra.run.dir={stopped}"]
     process = subprocess.Popen(
         command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
-        if (killed_dir / "checkpoints" / "last.pt").exists():
+        if (stopped / "checkpoints" / "last.pt").exists():
             break
         time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert not (killed_dir / "summary.json").exists(), "the run finished before it was killed"
+    process.send_signal(stop)
+    assert process.wait() != 0, "the run finished before it was stopped"
+    if stop == signal.SIGINT:  # Ctrl-C: the run says so itself
+        assert json.loads((stopped / "summary.json").read_text())["status"] == "interrupted"
+    else:  # kill -9: no chance to write anything more
+        assert not (stopped / "summary.json").exists()
 
-    again = run_cli(*args, f"hydra.run.dir={killed_dir}")
+    again = run_cli(*args, f"hydra.run.dir={stopped}")
     assert again.returncode == 0, again.stderr
     assert "resuming" in again.stdout + again.stderr
     pd.testing.assert_frame_equal(
-        metrics_without_timing(killed_dir), metrics_without_timing(tmp_path / "straight")
+        metrics_without_timing(stopped), metrics_without_timing(straight_cli_run)
     )
