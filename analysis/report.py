@@ -101,7 +101,8 @@ def write_report(request: Request) -> Path:
     figures = []
     if factors and len(done):
         assert rows_key is not None
-        table = summarise(done, [k for k in (rows_key, cols_key) if k], label)
+        grid_keys = [k for k in (rows_key, cols_key) if k]
+        table = summary if grid_keys == factors else summarise(done, grid_keys, label)
         lines += [f"## {label}: {rows_key} x {cols_key or '-'}", "", "mean ± std (n seeds)", ""]
         grid_cells = cell_table(table, rows_key, cols_key)
         grid_cells.index.name = f"{rows_key} \\ {cols_key}" if cols_key else rows_key

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
@@ -33,6 +34,18 @@ def make_cfg() -> Callable[..., DictConfig]:
             return compose("config", overrides=list(overrides))
 
     return make
+
+
+def metrics_without_timing(run_dir: Path) -> pd.DataFrame:
+    """metrics.csv less its wall-clock columns: what must repeat exactly for a seed."""
+    return pd.read_csv(run_dir / "metrics.csv").drop(columns=["seconds", "images_per_second"])
+
+
+def completed_cli_run(run_dir: Path, *args: str) -> Path:
+    """`python run.py ARGS` into `run_dir`, which must succeed."""
+    result = run_cli(*args, f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr
+    return run_dir
 
 
 def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:

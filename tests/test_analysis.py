@@ -89,6 +89,14 @@ def test_unknown_metric_lists_the_valid_ones(joblib_sweep: Path, tmp_path: Path,
     assert "val_accuracy" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("window", ["20-50", "50:20", "0:3"])
+def test_a_bad_epoch_window_is_refused_with_the_form_to_use(
+    joblib_sweep: Path, capsys, window
+) -> None:
+    assert main([str(joblib_sweep), "--epochs", window]) == 2
+    assert "--epochs" in capsys.readouterr().err
+
+
 def test_report_help_describes_the_command() -> None:
     result = subprocess.run(
         [sys.executable, str(ROOT / "analysis" / "report.py"), "--help"],

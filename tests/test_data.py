@@ -127,6 +127,15 @@ def test_truncated_idx_file_is_named(tmp_path: Path) -> None:
     assert "truncated" in str(info.value)
 
 
+def test_a_labels_file_in_place_of_an_images_file_is_named(tmp_path: Path) -> None:
+    folder = tmp_path / "MNIST" / "raw"
+    write_small_mnist(folder, gz=False)
+    labels = (folder / IDX_FILES["train_labels"]).read_bytes()
+    (folder / IDX_FILES["train_images"]).write_bytes(labels)
+    with pytest.raises(SweeplabError, match="not an IDX file of the expected kind"):
+        load_splits(DatasetConfig(name="mnist", root=str(tmp_path), val_size=10))
+
+
 def test_corrupt_gzip_file_is_named(tmp_path: Path) -> None:
     folder = tmp_path / "MNIST" / "raw"
     write_small_mnist(folder, gz=True)

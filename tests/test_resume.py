@@ -15,17 +15,13 @@ import pytest
 from sweeplab import trainer
 from sweeplab.errors import SweeplabError
 from sweeplab.modes import train_and_evaluate
-from tests.conftest import QUICK, ROOT, run_cli
+from tests.conftest import QUICK, ROOT, completed_cli_run, metrics_without_timing, run_cli
 
-TIMING = ["seconds", "images_per_second"]
 ARGS = (*QUICK, "epochs=3", "figures=false", "regularization.noise_std=0.1", "model.dropout=0.3")
 
 
-def metrics_without_timing(run_dir: Path) -> pd.DataFrame:
-    return pd.read_csv(run_dir / "metrics.csv").drop(columns=TIMING)
-
-
-def interrupt_in_epoch(monkeypatch, epoch: int) -> None:
+def run_with_ctrl_c_in_epoch(cfg, run_dir: Path, monkeypatch, epoch: int) -> None:
+    """Train `cfg` into `run_dir`, pressing Ctrl-C as `epoch` starts."""
     real_train_epoch = trainer.train_epoch
 
     def ctrl_c(*args, description: str, **kwargs):
@@ -33,7 +29,10 @@ def interrupt_in_epoch(monkeypatch, epoch: int) -> None:
             raise KeyboardInterrupt
         return real_train_epoch(*args, description=description, **kwargs)
 
-    monkeypatch.setattr(trainer, "train_epoch", ctrl_c)
+    with monkeypatch.context() as patch:
+        patch.setattr(trainer, "train_epoch", ctrl_c)
+        with pytest.raises(KeyboardInterrupt):
+            train_and_evaluate(cfg, run_dir)
 
 
 @pytest.fixture(scope="module")
@@ -52,13 +51,10 @@ def test_interrupted_run_resumes_to_the_same_metrics(
     make_cfg, tmp_path: Path, monkeypatch, uninterrupted: Path
 ) -> None:
     cfg = make_cfg(*ARGS)
-    interrupt_in_epoch(monkeypatch, 3)
-    with pytest.raises(KeyboardInterrupt):
-        train_and_evaluate(cfg, tmp_path)
+    run_with_ctrl_c_in_epoch(cfg, tmp_path, monkeypatch, 3)
     assert json.loads((tmp_path / "summary.json").read_text())["status"] == "interrupted"
     assert metrics_without_timing(tmp_path).epoch.max() == 2
 
-    monkeypatch.undo()
     summary = train_and_evaluate(cfg, tmp_path)
     assert summary["status"] == "completed"
     pd.testing.assert_frame_equal(
@@ -74,13 +70,10 @@ def test_killed_run_with_metrics_ahead_of_its_checkpoint_drops_the_extra_rows(
 ) -> None:
     # kill -9 between writing epoch 2's rows and its last.pt: rows of epoch 2, checkpoint of 1.
     cfg = make_cfg(*ARGS)
-    interrupt_in_epoch(monkeypatch, 2)
-    with pytest.raises(KeyboardInterrupt):
-        train_and_evaluate(cfg, tmp_path)
+    run_with_ctrl_c_in_epoch(cfg, tmp_path, monkeypatch, 2)
     (tmp_path / "summary.json").unlink()
     with (tmp_path / "metrics.csv").open("a") as metrics:
         metrics.write("2,train,9.9,0.1,0.001,1.0,100\n")
-    monkeypatch.undo()
     train_and_evaluate(cfg, tmp_path)
     pd.testing.assert_frame_equal(
         metrics_without_timing(tmp_path), metrics_without_timing(uninterrupted)
@@ -121,10 +114,7 @@ CLI_ARGS = ["dataset.subset=8192", "batch_size=64", "epochs=3", "progress=false"
 
 @pytest.fixture(scope="module")
 def straight_cli_run(tmp_path_factory) -> Path:
-    run_dir = tmp_path_factory.mktemp("straight")
-    result = run_cli(*CLI_ARGS, f"hydra.run.dir={run_dir}")
-    assert result.returncode == 0, result.stderr
-    return run_dir
+    return completed_cli_run(tmp_path_factory.mktemp("straight"), *CLI_ARGS)
 
 
 @pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])

@@ -14,6 +14,11 @@ def test_auto_device_is_cuda_when_present_else_cpu() -> None:
     assert runtime.pick_device("auto").type == expected
 
 
+def test_a_device_torch_does_not_know_is_one_clear_line() -> None:
+    with pytest.raises(SweeplabError, match="use auto, cpu or cuda"):
+        runtime.pick_device("gpu")
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_asking_for_cuda_without_a_gpu_is_one_clear_line() -> None:
     with pytest.raises(SweeplabError, match="device=auto"):

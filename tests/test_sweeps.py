@@ -9,9 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import GRID, run_sweep
-
-TIMING = ["seconds", "images_per_second"]
+from tests.conftest import GRID, metrics_without_timing, run_sweep
 
 
 def summaries(sweep_dir: Path) -> dict[str, dict]:
@@ -84,7 +82,7 @@ def test_sweep_run_again_skips_resumes_reruns_and_adds_only_new_values(
     args = ["epochs=2", "model.dropout=0.2", "regularization.noise_std=0.1"]
     assert run_sweep(tmp_path, *args, "seed=0,1,2").returncode == 0
     interrupted, failed, completed = sorted(p.parent for p in tmp_path.glob("*/summary.json"))
-    original = pd.read_csv(interrupted / "metrics.csv").drop(columns=TIMING)
+    original = metrics_without_timing(interrupted)
     # Make one look interrupted (metrics cut after epoch 1, no summary) and one failed.
     metrics = pd.read_csv(interrupted / "metrics.csv")
     metrics[metrics.epoch <= 1].to_csv(interrupted / "metrics.csv", index=False)
@@ -98,7 +96,7 @@ def test_sweep_run_again_skips_resumes_reruns_and_adds_only_new_values(
     result = run_sweep(tmp_path, *args, "seed=0,1,2,3")  # one new value on the seed axis
     assert result.returncode == 0, result.stderr[-3000:]
     assert {p: p.stat().st_mtime_ns for p in untouched} == untouched
-    resumed = pd.read_csv(interrupted / "metrics.csv").drop(columns=TIMING)
+    resumed = metrics_without_timing(interrupted)
     pd.testing.assert_frame_equal(resumed, original)
     assert (failed / "metrics.csv").stat().st_mtime_ns != failed_mtime
     statuses = [s["status"] for s in summaries(tmp_path).values()]

@@ -70,6 +70,10 @@ class Splits:
     std: float
     source: str  # the folder the IDX files came from
 
+    def to_pixels(self, x: torch.Tensor) -> torch.Tensor:
+        """Undo the normalisation (for showing images), on the CPU."""
+        return x.cpu() * self.std + self.mean
+
 
 def _file_in(folder: Path, stem: str) -> Path | None:
     for name in (stem, stem + ".gz"):

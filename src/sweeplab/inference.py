@@ -102,7 +102,7 @@ def predict(run: RunConfig, run_dir: Path) -> dict[str, Any]:
     lines = ["test_index,true,predicted,confidence"]
     lines += [f"{r['test_index']},{r['true']},{r['predicted']},{r['confidence']}" for r in rows]
     (run_dir / "predictions.csv").write_text("\n".join(lines) + "\n")
-    images = data.test_x[index].cpu() * data.std + data.mean
+    images = data.to_pixels(data.test_x[index])
     figures.sample_predictions(images, labels, predicted, data.classes, run_dir / "predictions.png")
     for r in rows:
         mark = "ok " if r["true"] == r["predicted"] else "BAD"

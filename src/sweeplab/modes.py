@@ -147,7 +147,7 @@ def _train(
         best_epoch=progress.best_epoch,
         epochs_completed=progress.epoch,
         train_seconds=round(progress.train_seconds, 3),
-        images_per_second=round(progress.images_per_second or 0, 1) or None,
+        images_per_second=progress.images_per_second and round(progress.images_per_second, 1),
     )
     if progress.diverged:
         summary.update(status="diverged", error=progress.diverged, finished_at=_now())
@@ -174,7 +174,7 @@ def _train(
 
 def _write_figures(run_dir: Path, data: Splits, test_predictions: torch.Tensor) -> None:
     figures.learning_curves(run_dir / "metrics.csv", run_dir / "learning_curves.png")
-    images = (data.test_x[:5].cpu() * data.std) + data.mean  # back to pixel units to show
+    images = data.to_pixels(data.test_x[:5])
     figures.sample_predictions(
         images,
         data.test_y[:5].cpu(),

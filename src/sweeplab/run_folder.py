@@ -18,7 +18,6 @@ import torch
 from sweeplab.errors import SweeplabError
 
 METRICS_COLUMNS = ("epoch", "split", "loss", "accuracy", "lr", "seconds", "images_per_second")
-STATUSES = ("completed", "diverged", "failed", "interrupted")
 
 
 class MetricsWriter:
@@ -41,7 +40,7 @@ class MetricsWriter:
 
     def write(self, **row: Any) -> None:
         """Write one (epoch, split) row and flush it to disk."""
-        self._writer.writerow({key: _round(row.get(key)) for key in METRICS_COLUMNS})
+        self._writer.writerow(_csv_row(row))
         self._file.flush()
         os.fsync(self._file.fileno())
 
@@ -53,13 +52,15 @@ def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
     with path.open("w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=METRICS_COLUMNS)
         writer.writeheader()
-        for row in rows:
-            writer.writerow({key: _round(row.get(key)) for key in METRICS_COLUMNS})
+        writer.writerows(_csv_row(row) for row in rows)
 
 
-def _round(value: Any) -> Any:
-    # Enough digits to compare runs exactly, few enough to read.
-    return f"{value:.8g}" if isinstance(value, float) else value
+def _csv_row(row: dict[str, Any]) -> dict[str, Any]:
+    # Floats with enough digits to compare runs exactly, few enough to read.
+    return {
+        key: f"{value:.8g}" if isinstance(value := row.get(key), float) else value
+        for key in METRICS_COLUMNS
+    }
 
 
 def _replace_atomically(path: Path, write: Any) -> None:

@@ -156,7 +156,7 @@ def evaluate_test_split(
 ) -> Any:
     """Evaluate the final model on the test split once, at the end, and record the row."""
     test = evaluate(model, data.test_x, data.test_y, run.eval_batch_size)
-    metrics = MetricsWriter(run_dir / "metrics.csv", rows=progress.history)
+    metrics = MetricsWriter(run_dir / "metrics.csv")  # `fit` left it holding `history`
     row = {"epoch": run.epochs, "split": "test", **test.row(), "lr": lr}
     metrics.write(**row)
     metrics.close()
