@@ -149,3 +149,55 @@ def test_val_size_larger_than_the_training_set_is_refused(tmp_path: Path) -> Non
     write_small_mnist(tmp_path / "MNIST" / "raw")
     with pytest.raises(SweeplabError, match=r"dataset\.val_size=100"):
         load_splits(DatasetConfig(name="mnist", root=str(tmp_path), val_size=100))
+
+
+def test_parsed_files_are_cached_and_the_cache_is_used(tmp_path: Path, monkeypatch) -> None:
+    write_small_mnist(tmp_path / "MNIST" / "raw")
+    cfg = DatasetConfig(name="mnist", root=str(tmp_path), val_size=10)
+    first = load_splits(cfg)
+    assert len(list((tmp_path / "cache").glob("idx-*.pt"))) == 1
+
+    def no_parsing(files):
+        raise AssertionError("parsed the IDX files although a cache exists")
+
+    monkeypatch.setattr(data_module, "_read_all", no_parsing)
+    second = load_splits(cfg)
+    assert torch.equal(first.train_x, second.train_x) and torch.equal(first.test_y, second.test_y)
+
+
+def test_a_broken_cache_file_is_parsed_again_and_rewritten(tmp_path: Path) -> None:
+    write_small_mnist(tmp_path / "MNIST" / "raw")
+    cfg = DatasetConfig(name="mnist", root=str(tmp_path), val_size=10)
+    expected = load_splits(cfg)
+    (cache,) = (tmp_path / "cache").glob("idx-*.pt")
+    cache.write_bytes(b"not a tensor file")
+    again = load_splits(cfg)
+    assert torch.equal(expected.train_x, again.train_x)
+    assert cache.stat().st_size > 100  # rewritten
+
+
+def test_changed_idx_files_get_a_new_cache_entry(tmp_path: Path) -> None:
+    raw = tmp_path / "MNIST" / "raw"
+    write_small_mnist(raw)
+    cfg = DatasetConfig(name="mnist", root=str(tmp_path), val_size=10)
+    load_splits(cfg)
+    write_small_mnist(raw, n_train=80)  # same names, new content (size and mtime differ)
+    assert len(load_splits(cfg).train_y) == 70
+    assert len(list((tmp_path / "cache").glob("idx-*.pt"))) == 2
+
+
+@pytest.mark.parametrize("resize", [Resize.pad, Resize.resize])
+def test_lazy_images_equal_the_eager_tensor_batch_by_batch(
+    tmp_path: Path, monkeypatch, resize: Resize
+) -> None:
+    write_small_mnist(tmp_path / "MNIST" / "raw")
+    cfg = DatasetConfig(name="mnist", root=str(tmp_path), val_size=10)
+    eager = load_splits(cfg, 36, resize)
+    monkeypatch.setattr(data_module, "MAX_EAGER_BYTES", 0)
+    lazy = load_splits(cfg, 36, resize)
+    assert isinstance(lazy.train_x, data_module.LazyImages)
+    assert (lazy.mean, lazy.std) == pytest.approx((eager.mean, eager.std), rel=1e-6)
+    index = torch.tensor([3, 0, 7])
+    assert torch.allclose(lazy.train_x[index], eager.train_x[index], atol=1e-5)
+    assert torch.allclose(lazy.test_x[2:9], eager.test_x[2:9], atol=1e-5)
+    assert lazy.train_x.shape == eager.train_x.shape and len(lazy.val_x) == len(eager.val_x)
