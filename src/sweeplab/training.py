@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -14,6 +15,10 @@ from tqdm.auto import tqdm
 from sweeplab.config import OptimizerConfig, SchedulerConfig
 
 PROGRESS_EVERY = 20  # batches between progress-bar updates and divergence checks
+ESTIMATE_AFTER = 3  # batches timed (after a warm-up batch) for the epoch-time estimate
+LONG_EPOCH_SECONDS = 120.0  # epochs estimated to take longer get a log line saying so
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -123,7 +128,12 @@ def train_epoch(
     loss_sum = torch.zeros((), device=x.device)
     correct = torch.zeros((), device=x.device, dtype=torch.long)
     bar = tqdm(range(steps), desc=description, leave=False, disable=None if progress else True)
+    warm = started
     for step in bar:
+        if step == 1:
+            warm = time.perf_counter()  # the first batch pays one-off set-up costs
+        elif step == 1 + ESTIMATE_AFTER:
+            _log_long_epoch(description, (time.perf_counter() - warm) / ESTIMATE_AFTER * steps)
         index = order[step * batch_size : (step + 1) * batch_size]
         inputs, targets = x[index], y[index]
         if noise_std > 0:
@@ -149,6 +159,17 @@ def train_epoch(
         seconds=time.perf_counter() - started,
         images=images,
     )
+
+
+def _log_long_epoch(description: str, seconds: float) -> None:
+    if seconds > LONG_EPOCH_SECONDS:
+        hours = seconds / 3600
+        log.info(
+            "%s: about %s per epoch at this speed (timed over %d batches)",
+            description,
+            f"{hours:.1f} h" if hours >= 1 else f"{seconds / 60:.0f} min",
+            ESTIMATE_AFTER,
+        )
 
 
 @torch.inference_mode()
