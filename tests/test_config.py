@@ -17,7 +17,13 @@ GROUP_OPTIONS = [
     for option in sorted(group.glob("*.yaml"))
 ]
 # The input sizes each model can take; the others must be refused with a clear message.
-MODEL_SIZE = {"lenet5_classic": "32"}
+MODEL_SIZE = {
+    "lenet5_classic": ["input_size=32"],
+    "lenet5_classic_lecun": ["input_size=32"],
+    "alexnet": ["input_size=227", "resize=resize"],
+}
+# Groups that the primary config does not list: added with `+group=option`.
+ADDED_GROUPS = {"experiment", "lenet_variant"}
 
 
 def test_every_group_has_options() -> None:
@@ -28,9 +34,9 @@ def test_every_group_has_options() -> None:
 @pytest.mark.parametrize(("group", "option"), GROUP_OPTIONS)
 def test_every_option_of_every_group_composes_and_checks(make_cfg, group: str, option: str) -> None:
     # Experiments are added to the defaults list (+experiment=...), not chosen from it.
-    overrides = [f"{'+' if group == 'experiment' else ''}{group}={option}"]
+    overrides = [f"{'+' if group in ADDED_GROUPS else ''}{group}={option}"]
     if group == "model" and option in MODEL_SIZE:
-        overrides.append(f"input_size={MODEL_SIZE[option]}")
+        overrides += MODEL_SIZE[option]
     run = check_config(make_cfg(*overrides))
     assert isinstance(run, RunConfig)
 

@@ -181,3 +181,13 @@ def test_a_crash_writes_a_failed_summary(make_cfg, tmp_path: Path, monkeypatch) 
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["status"] == "failed" and "simulated crash" in summary["error"]
     assert len(pd.read_csv(tmp_path / "metrics.csv")) == 1  # the train row was kept
+
+
+def test_summary_mode_prints_the_layer_table_and_trains_nothing(tmp_path: Path) -> None:
+    args = ("mode=summary", "model=lenet5_classic_lecun", "input_size=32")
+    result = run_cli(*args, f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr
+    assert "MaskedConv2d" in result.stdout and "[1, 16, 10, 10]" in result.stdout
+    assert "sweeplab parameter count: 60,806" in result.stdout
+    assert "60,806" in (tmp_path / "model_summary.txt").read_text()
+    assert not (tmp_path / "metrics.csv").exists() and not (tmp_path / "checkpoints").exists()

@@ -24,6 +24,7 @@ class Mode(StrEnum):
     train = "train"
     eval = "eval"
     predict = "predict"
+    summary = "summary"  # the model's layer table and parameter count; trains nothing
 
 
 class Activation(StrEnum):
@@ -46,6 +47,11 @@ class Pool(StrEnum):
     avg = "avg"
 
 
+class C3(StrEnum):
+    full = "full"  # every C3 map sees all 6 S2 maps
+    lecun = "lecun"  # LeCun et al. 1998, table I: 60 of the 96 map pairs
+
+
 class Resize(StrEnum):
     pad = "pad"  # LeCun's border: 28x28 centred in a zero frame
     resize = "resize"  # bilinear interpolation
@@ -57,23 +63,51 @@ class Resize(StrEnum):
 @dataclass
 class ModelConfig:
     name: str = MISSING
+    # The course-work bug as an ablation: a softmax at the end of forward(), before the
+    # cross-entropy (which applies its own). Off by default; a warning is logged when on.
+    softmax_in_forward: bool = False
+
+    def check(self) -> None:
+        """Raise SweeplabError naming the first out-of-range field (types are Hydra's job)."""
+        if hasattr(self, "dropout"):
+            _require(0 <= self.dropout < 1, "model.dropout", self.dropout, "must be in [0, 1)")
 
 
 @dataclass
 class LeNet5Config(ModelConfig):
     name: str = "lenet5"
     kernel_size: int = 5  # 5: the classic layout (C1 padded at 28x28); 3: the 3x3 variant
+    extra_pool: bool = False  # one more 2x2 pooling after S4 (the 3x3 course variant has it)
     activation: Activation = Activation.relu
     batch_norm: bool = False
     dropout: float = 0.0
     init: Init = Init.default
     pool: Pool = Pool.max
+    channels: list[int] = field(default_factory=lambda: [6, 16])  # C1 and C3 feature maps
+    fc: list[int] = field(default_factory=lambda: [120, 84])  # hidden fully connected widths
+
+    def check(self) -> None:
+        super().check()
+        _require(self.kernel_size in (3, 5), "model.kernel_size", self.kernel_size, "use 5 or 3")
+        _require(
+            len(self.channels) == 2 and min(self.channels) >= 1,
+            "model.channels",
+            self.channels,
+            "must be two positive counts (C1, C3), e.g. [6,16]",
+        )
+        _require(
+            all(width >= 1 for width in self.fc),
+            "model.fc",
+            self.fc,
+            "must be a list of positive widths, e.g. [120,84] (or [] for none)",
+        )
 
 
 @dataclass
 class LeNet5ClassicConfig(ModelConfig):
     name: str = "lenet5_classic"
     activation: Activation = Activation.tanh
+    c3: C3 = C3.full  # lecun: LeCun's table, each C3 map sees 3, 4 or 6 of the 6 S2 maps
 
 
 @dataclass
@@ -83,6 +117,45 @@ class MLPConfig(ModelConfig):
     activation: Activation = Activation.relu
     dropout: float = 0.0
     init: Init = Init.default
+    # A parameter count to match with `depth` equal hidden widths (replaces `hidden`).
+    match_params: int | None = None
+    depth: int = 2
+
+    def check(self) -> None:
+        super().check()
+        _require(
+            bool(self.hidden) and min(self.hidden) >= 1,
+            "model.hidden",
+            self.hidden,
+            "must be a non-empty list of positive widths, e.g. [72,36]",
+        )
+        _require(self.depth >= 1, "model.depth", self.depth, "must be at least 1")
+        if self.match_params is not None:
+            _require(
+                self.match_params >= 1,
+                "model.match_params",
+                self.match_params,
+                "must be a positive parameter count or null",
+            )
+
+
+@dataclass
+class AlexNetConfig(ModelConfig):
+    """Krizhevsky et al. 2012 for 1-channel 227x227 input (`alexnet`) or a small version."""
+
+    name: str = "alexnet"
+    batch_norm: bool = True  # after each conv, in place of the 2012 paper's LRN (as in Keras)
+    dropout: float = 0.5  # before the two hidden fully connected layers
+
+
+@dataclass
+class AlexNetSmallConfig(AlexNetConfig):
+    name: str = "alexnet_small"
+    width: float = 1.0  # multiplies every channel count and hidden width
+
+    def check(self) -> None:
+        super().check()
+        _require(0 < self.width <= 8, "model.width", self.width, "must be in (0, 8]")
 
 
 # --- data groups -------------------------------------------------------------------------------
@@ -146,6 +219,9 @@ class PredictConfig:
 
 @dataclass
 class RunConfig:
+    # A name for a set of overrides that belong together (a study's arm, e.g. from
+    # conf/lenet_variant/); first here so that reports group by it before the keys it sets.
+    variant: str | None = None
     model: Any = MISSING
     dataset: DatasetConfig = MISSING
     optimizer: Any = MISSING
@@ -170,6 +246,8 @@ MODEL_SCHEMAS: dict[str, type[ModelConfig]] = {
     "lenet5": LeNet5Config,
     "lenet5_classic": LeNet5ClassicConfig,
     "mlp": MLPConfig,
+    "alexnet": AlexNetConfig,
+    "alexnet_small": AlexNetSmallConfig,
 }
 OPTIMIZER_SCHEMAS: dict[str, type[OptimizerConfig]] = {
     "sgd": SGDConfig,
@@ -226,18 +304,7 @@ def check_config(cfg: DictConfig) -> RunConfig:
     _require(run.threads >= 0, "threads", run.threads, "must be >= 0 (0 = torch's default)")
     _require(run.predict.n >= 1, "predict.n", run.predict.n, "must be at least 1")
 
-    model = run.model
-    if hasattr(model, "dropout"):
-        _require(0 <= model.dropout < 1, "model.dropout", model.dropout, "must be in [0, 1)")
-    if hasattr(model, "kernel_size"):
-        _require(model.kernel_size in (3, 5), "model.kernel_size", model.kernel_size, "use 5 or 3")
-    if hasattr(model, "hidden"):
-        _require(
-            bool(model.hidden) and min(model.hidden) >= 1,
-            "model.hidden",
-            model.hidden,
-            "must be a non-empty list of positive widths, e.g. [72,36]",
-        )
+    run.model.check()
 
     opt = run.optimizer
     _require(opt.name in OPTIMIZER_SCHEMAS, "optimizer.name", opt.name, "unknown optimizer")
@@ -277,7 +344,7 @@ def check_config(cfg: DictConfig) -> RunConfig:
             "add resize=resize for other sizes",
         )
 
-    if run.mode != Mode.train:
+    if run.mode in (Mode.eval, Mode.predict):
         _require(
             bool(run.ckpt),
             "ckpt",

@@ -1,4 +1,4 @@
-"""A run's modes: train (then test), eval a checkpoint, predict with a checkpoint.
+"""A run's modes: train (then test), eval a checkpoint, predict with a checkpoint, summary.
 
 `run_mode` is what `run.py` calls; `train_and_evaluate` is importable for tests and notebooks.
 """
@@ -17,10 +17,10 @@ from sweeplab import figures
 from sweeplab.config import Mode, RunConfig, check_config, config_hash
 from sweeplab.data import Splits
 from sweeplab.inference import evaluate_checkpoint, predict
-from sweeplab.models import count_parameters
+from sweeplab.models import build_model, count_parameters
 from sweeplab.resume import decide_start
 from sweeplab.run_folder import write_json
-from sweeplab.session import prepare
+from sweeplab.session import NUM_CLASSES, prepare
 from sweeplab.trainer import Progress, evaluate_test_split, fit, restore
 from sweeplab.training import build_optimizer, build_scheduler, steps_per_epoch
 
@@ -34,7 +34,34 @@ def run_mode(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         return train_and_evaluate(cfg, run_dir, run)
     if run.mode == Mode.eval:
         return evaluate_checkpoint(run, run_dir)
+    if run.mode == Mode.summary:
+        return summarise_model(run, run_dir)
     return predict(run, run_dir)
+
+
+def summarise_model(run: RunConfig, run_dir: Path) -> dict[str, Any]:
+    """Print the model's layer table (output shapes, parameters) and write model_summary.txt."""
+    import torchinfo  # only this mode needs it
+
+    model = build_model(run.model, 1, run.input_size, NUM_CLASSES)
+    table = torchinfo.summary(
+        model,
+        input_size=(1, 1, run.input_size, run.input_size),
+        col_names=("output_size", "num_params"),
+        depth=4,
+        verbose=0,
+    )
+    params = count_parameters(model)
+    masked = sum(p.numel() for p in model.parameters()) - params
+    note = f" ({masked:,} weights a connection table keeps at zero are not counted)"
+    text = (
+        f"{run.model.name} at {run.input_size}x{run.input_size}, {NUM_CLASSES} classes\n{table}\n"
+        f"sweeplab parameter count: {params:,}{note if masked else ''}"
+    )
+    print(text)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "model_summary.txt").write_text(text + "\n")
+    return {"model": run.model.name, "input_size": run.input_size, "params": params}
 
 
 def record_failure(cfg: DictConfig, run_dir: Path, err: BaseException) -> None:

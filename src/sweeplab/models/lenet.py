@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from sweeplab.models.layers import (
@@ -12,6 +15,40 @@ from sweeplab.models.layers import (
     pool_output,
 )
 
+# LeCun et al. 1998, table I: the S2 maps (0-5) each C3 map (0-15) is connected to.
+LECUN_C3_TABLE = (
+    (0, 1, 2), (1, 2, 3), (2, 3, 4), (3, 4, 5), (4, 5, 0), (5, 0, 1),
+    (0, 1, 2, 3), (1, 2, 3, 4), (2, 3, 4, 5), (3, 4, 5, 0), (4, 5, 0, 1), (5, 0, 1, 2),
+    (0, 1, 3, 4), (1, 2, 4, 5), (0, 2, 3, 5),
+    (0, 1, 2, 3, 4, 5),
+)  # fmt: skip
+
+
+class MaskedConv2d(nn.Conv2d):
+    """A 6 -> 16 5x5 convolution in which each output map sees only the inputs its row lists.
+
+    Weights outside the table are zero and multiplied by a zero mask in every forward pass,
+    so they get no gradient and never change; `inactive_parameters` lets the parameter count
+    leave them out.
+    """
+
+    def __init__(self, table: tuple[tuple[int, ...], ...], kernel_size: int = 5) -> None:
+        in_maps = 1 + max(max(row) for row in table)
+        super().__init__(in_maps, len(table), kernel_size)
+        mask = torch.zeros(len(table), in_maps, 1, 1)
+        for out_map, row in enumerate(table):
+            mask[out_map, list(row)] = 1.0
+        self.register_buffer("mask", mask, persistent=False)
+        with torch.no_grad():
+            self.weight.mul_(mask)
+
+    @property
+    def inactive_parameters(self) -> int:
+        return int((self.mask == 0).sum()) * self.kernel_size[0] * self.kernel_size[1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight * self.mask, self.bias)
+
 
 def _pool(kind: str) -> nn.Module:
     return nn.MaxPool2d(2) if kind == "max" else nn.AvgPool2d(2)
@@ -20,8 +57,12 @@ def _pool(kind: str) -> nn.Module:
 class LeNet5(nn.Module):
     """conv-pool-conv-pool-fc120-fc84-fc with optional batch norm, dropout and 3x3 kernels.
 
+    `channels` (C1, C3) and `fc` (hidden widths) default to LeNet-5's 6, 16 and 120, 84.
+
     With 5x5 kernels C1 pads inputs smaller than 32 so that 28x28 images get the maps of the
-    32x32 layout; with 3x3 kernels no padding is needed and the first FC layer grows to fit.
+    32x32 layout (61,706 parameters in the classic form). With 3x3 kernels nothing is padded;
+    `extra_pool` adds a third 2x2 pooling after S4, which the 3x3 course variant uses to keep
+    the first FC layer small (28x28: 26-13-11-5-2, 19,754 parameters).
     """
 
     def __init__(
@@ -35,6 +76,9 @@ class LeNet5(nn.Module):
         dropout: float = 0.0,
         init: str = "default",
         pool: str = "max",
+        extra_pool: bool = False,
+        channels: tuple[int, int] | list[int] = (6, 16),
+        fc: tuple[int, ...] | list[int] = (120, 84),
     ) -> None:
         super().__init__()
         if kernel_size not in (3, 5):
@@ -44,6 +88,8 @@ class LeNet5(nn.Module):
         size = pool_output(size, "S2")
         size = conv_output(size, kernel_size, 0, "C3")
         size = pool_output(size, "S4")
+        if extra_pool:
+            size = pool_output(size, "the extra pooling")
 
         def conv_block(c_in: int, c_out: int, padding: int) -> list[nn.Module]:
             # Batch norm has its own shift, so the conv bias would be redundant.
@@ -51,18 +97,18 @@ class LeNet5(nn.Module):
             norm = [nn.BatchNorm2d(c_out)] if batch_norm else []
             return [conv, *norm, make_activation(activation), _pool(pool)]
 
+        c1, c3 = channels
         self.features = nn.Sequential(
-            *conv_block(in_channels, 6, c1_padding), *conv_block(6, 16, 0)
+            *conv_block(in_channels, c1, c1_padding),
+            *conv_block(c1, c3, 0),
+            *([_pool(pool)] if extra_pool else []),
         )
+        hidden: list[nn.Module] = []
+        for width_in, width_out in pairwise([c3 * size * size, *fc]):
+            hidden += [nn.Linear(width_in, width_out), make_activation(activation)]
+            hidden += [nn.Dropout(dropout)]
         self.classifier = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(16 * size * size, 120),
-            make_activation(activation),
-            nn.Dropout(dropout),
-            nn.Linear(120, 84),
-            make_activation(activation),
-            nn.Dropout(dropout),
-            nn.Linear(84, num_classes),
+            nn.Flatten(), *hidden, nn.Linear([c3 * size * size, *fc][-1], num_classes)
         )
         init_weights(self, init, activation)
 
@@ -75,7 +121,9 @@ class LeNet5Classic(nn.Module):
 
     C5 is a 5x5 convolution over the 5x5 S4 maps, so 28x28 input (4x4 maps) cannot work.
     Sub-sampling is plain average pooling (the paper's S layers also had a trainable
-    coefficient and bias per map), which gives the usual 61,706 parameters.
+    coefficient and bias per map), which gives the usual 61,706 parameters with a full C3 and
+    60,806 with LeCun's connection table (`c3="lecun"`). `activation="scaled_tanh"` is the
+    paper's 1.7159 tanh(2x/3).
     """
 
     def __init__(
@@ -84,6 +132,7 @@ class LeNet5Classic(nn.Module):
         input_size: int = 32,
         num_classes: int = 10,
         activation: str = "tanh",
+        c3: str = "full",
     ) -> None:
         super().__init__()
         size = conv_output(input_size, 5, 0, "C1")
@@ -95,7 +144,7 @@ class LeNet5Classic(nn.Module):
             nn.Conv2d(in_channels, 6, 5),  # C1
             make_activation(activation),
             nn.AvgPool2d(2),  # S2
-            nn.Conv2d(6, 16, 5),  # C3
+            MaskedConv2d(LECUN_C3_TABLE) if c3 == "lecun" else nn.Conv2d(6, 16, 5),  # C3
             make_activation(activation),
             nn.AvgPool2d(2),  # S4
             nn.Conv2d(16, 120, 5),  # C5

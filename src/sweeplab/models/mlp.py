@@ -1,4 +1,4 @@
-"""A multilayer perceptron on flattened images."""
+"""A multilayer perceptron on flattened images, and equal widths that match a parameter count."""
 
 from __future__ import annotations
 
@@ -7,7 +7,39 @@ from itertools import pairwise
 import torch
 from torch import nn
 
+from sweeplab.errors import SweeplabError
 from sweeplab.models.layers import init_weights, make_activation
+
+MATCH_TOLERANCE = 0.01  # `match_params` must land within 1 % of its target
+
+
+def mlp_parameters(inputs: int, hidden: list[int] | tuple[int, ...], outputs: int) -> int:
+    """Weights and biases of Linear layers inputs -> hidden... -> outputs."""
+    widths = [inputs, *hidden, outputs]
+    return sum(a * b + b for a, b in pairwise(widths))
+
+
+def match_widths(target: int, depth: int, inputs: int, outputs: int = 10) -> list[int]:
+    """`depth` equal hidden widths whose parameter count is closest to `target` (within 1 %)."""
+    low, high = 1, max(1, target)  # the count grows with the width: bisect for the crossing
+    while low < high:
+        mid = (low + high) // 2
+        if mlp_parameters(inputs, [mid] * depth, outputs) < target:
+            low = mid + 1
+        else:
+            high = mid
+    best = min(
+        (w for w in (low - 1, low) if w >= 1),
+        key=lambda w: abs(mlp_parameters(inputs, [w] * depth, outputs) - target),
+    )
+    got = mlp_parameters(inputs, [best] * depth, outputs)
+    if abs(got - target) > MATCH_TOLERANCE * target:
+        raise SweeplabError(
+            f"model.match_params={target}: {depth} equal hidden layer(s) on {inputs} inputs get "
+            f"no closer than {got:,} parameters (width {best}), more than 1 % off; "
+            "change model.depth or the target"
+        )
+    return [best] * depth
 
 
 class MLP(nn.Module):
@@ -22,11 +54,17 @@ class MLP(nn.Module):
         activation: str = "relu",
         dropout: float = 0.0,
         init: str = "default",
+        match_params: int | None = None,
+        depth: int = 2,
     ) -> None:
         super().__init__()
+        inputs = in_channels * input_size * input_size
+        if match_params is not None:
+            hidden = match_widths(match_params, depth, inputs, num_classes)
         if not hidden or min(hidden) < 1:
             raise ValueError(f"hidden widths must be a non-empty list of positive ints: {hidden}")
-        widths = [in_channels * input_size * input_size, *hidden]
+        self.hidden = list(hidden)
+        widths = [inputs, *hidden]
         layers: list[nn.Module] = [nn.Flatten()]
         for width_in, width_out in pairwise(widths):
             layers += [nn.Linear(width_in, width_out), make_activation(activation)]
