@@ -25,6 +25,7 @@ from analysis.collect import CollectError, config_columns, load_epochs, load_run
 from analysis.stats import (
     ReportError,
     cell_table,
+    configuration_table,
     format_cell,
     metric_label,
     metric_values,
@@ -122,6 +123,9 @@ def write_report(request: Request) -> Path:
         figures.append((f"{label} by each swept key", "metric_by_key.png"))
     elif len(done):
         lines += [f"## {label}", "", format_cell(*summary.loc[0, ["mean", "std", "n"]]), ""]
+    if len(done):
+        lines += ["## Per configuration", ""]
+        lines += [markdown(configuration_table(done, factors, label), index=False), ""]
     lines += _best(done, epochs, factors, label, request)
     curves = _curves(runs, epochs, factors)
     if not curves.empty:
@@ -181,7 +185,7 @@ def _curves(runs: pd.DataFrame, epochs: pd.DataFrame, factors: list[str]) -> pd.
     if not factors:
         return val.assign(config="all")
     # "weight_decay=0.001, noise_std=0.1": the last part of each key keeps legends short.
-    named = runs.set_index("path")[factors].astype(str)
+    named = runs.set_index("path")[factors].map(str)
     for key in factors:
         named[key] = key.split(".")[-1] + "=" + named[key]
     return val.assign(config=val["path"].map(named.agg(", ".join, axis=1)))

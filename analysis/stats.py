@@ -153,3 +153,35 @@ def cell_table(summary: pd.DataFrame, rows: str, cols: str | None) -> pd.DataFra
     if cols is None:
         return cells.groupby(rows, dropna=False)["cell"].first().to_frame("mean ± std (n)")
     return cells.pivot_table(index=rows, columns=cols, values="cell", aggfunc="first", dropna=False)
+
+
+def _single(values: pd.Series) -> object:
+    """The one value of a column within a group, or 'a-b' when runs disagree."""
+    values = values.dropna()
+    if values.empty:
+        return "-"
+    low, high = values.min(), values.max()
+    as_text = (lambda v: f"{v:,.0f}") if pd.api.types.is_numeric_dtype(values) else str
+    return as_text(low) if low == high else f"{as_text(low)}-{as_text(high)}"
+
+
+def configuration_table(runs: pd.DataFrame, factors: list[str], value: str) -> pd.DataFrame:
+    """One row per configuration: its factors, params, epochs, `value` and training seconds."""
+    groups = runs.groupby(factors, dropna=False, sort=True) if factors else [((), runs)]
+    rows = []
+    for key, group in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        stats = describe(group[value])
+        seconds = group["train_seconds"] if "train_seconds" in group else pd.Series(dtype=float)
+        rows.append(
+            {
+                **dict(zip(factors, key, strict=True)),
+                "params": _single(group["params"]) if "params" in group else "-",
+                "epochs": _single(group["epochs_completed"])
+                if "epochs_completed" in group
+                else "-",
+                f"{value} mean ± std (n)": format_cell(stats["mean"], stats["std"], stats["n"]),
+                "train s (mean)": f"{seconds.mean():.1f}" if seconds.notna().any() else "-",
+            }
+        )
+    return pd.DataFrame(rows)
