@@ -191,3 +191,19 @@ def test_summary_mode_prints_the_layer_table_and_trains_nothing(tmp_path: Path) 
     assert "sweeplab parameter count: 60,806" in result.stdout
     assert "60,806" in (tmp_path / "model_summary.txt").read_text()
     assert not (tmp_path / "metrics.csv").exists() and not (tmp_path / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("steps", [1, 2, 4])
+def test_a_one_cycle_schedule_of_a_few_steps_trains(make_cfg, tmp_path: Path, steps: int) -> None:
+    # OneCycleLR divides by its phase lengths; 4 steps with 25 % warm-up used to divide by 0.
+    cfg = make_cfg(*QUICK, "scheduler=onecycle", f"dataset.subset={64 * steps}", "figures=false")
+    summary = train_and_evaluate(cfg, tmp_path)
+    assert summary["status"] == "completed"
+
+
+def test_compile_and_amp_runs_complete_and_report_compile_time(make_cfg, tmp_path: Path) -> None:
+    cfg = make_cfg(*QUICK, "compile=true", "amp=true", "dataset.subset=256", "figures=false")
+    summary = train_and_evaluate(cfg, tmp_path)
+    assert summary["status"] == "completed" and summary["compile_seconds"] > 0
+    state = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
+    assert not any(key.startswith("_orig_mod") for key in state["model"])  # plain keys

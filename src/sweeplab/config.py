@@ -235,6 +235,8 @@ class RunConfig:
     eval_batch_size: int = 1024
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default (one per core)
+    compile: bool = False  # torch.compile the model (pays off on GPUs; see benchmarks/)
+    amp: bool = False  # bfloat16 mixed precision (autocast) for training and evaluation
     mode: Mode = Mode.train
     ckpt: str | None = None  # checkpoint for mode=eval / mode=predict
     predict: PredictConfig = field(default_factory=PredictConfig)

@@ -114,6 +114,7 @@ class Splits:
     mean: float  # of the training split, in pixel units (0..1), after padding/resizing
     std: float
     source: str  # the folder the IDX files came from
+    load_seconds: float = float("nan")  # reading, splitting, normalising, moving to the device
 
     def to_pixels(self, x: torch.Tensor) -> torch.Tensor:  # a batch, never LazyImages
         """Undo the normalisation (for showing images), on the CPU."""

@@ -48,7 +48,7 @@ def evaluate_checkpoint(run: RunConfig, run_dir: Path) -> dict[str, Any]:
     """Test loss, accuracy and per-class accuracy of a checkpoint, printed and saved (eval.json)."""
     started = time.perf_counter()
     state, model, data = _load_for(run)
-    test = evaluate(model, data.test_x, data.test_y, run.eval_batch_size)
+    test = evaluate(model, data.test_x, data.test_y, run.eval_batch_size, run.amp)
     labels = data.test_y.cpu()
     per_class = {
         name: (test.predictions[labels == index] == index).float().mean().item()

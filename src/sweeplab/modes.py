@@ -81,6 +81,15 @@ def record_failure(cfg: DictConfig, run_dir: Path, err: BaseException) -> None:
     )
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MB (in a basic-launcher sweep: the max
+    over the jobs run so far, which share the process)."""
+    import resource
+
+    kilobytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KB on Linux
+    return round(kilobytes / 1024, 1)
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -135,6 +144,8 @@ def _train(
     resume_from: dict[str, Any] | None,
 ) -> None:
     model, data, device = prepare(run)
+    if run.compile:
+        model.compile()  # in place: state_dict keys stay those of the plain model
     summary.update(
         params=count_parameters(model),
         device=str(device),
@@ -143,15 +154,18 @@ def _train(
         val_size=len(data.val_y),
         test_size=len(data.test_y),
         data_source=data.source,
+        data_seconds=round(data.load_seconds, 3),
     )
     log.info(
-        "%s (%s parameters) on %s, %d train / %d val / %d test images, %s, %d torch thread(s)",
+        "%s (%s parameters) on %s, %d train / %d val / %d test images (%.2f s), %s, "
+        "%d torch thread(s)",
         run.model.name,
         f"{summary['params']:,}",
         run.dataset.name,
         len(data.train_y),
         len(data.val_y),
         len(data.test_y),
+        data.load_seconds,
         device,
         torch.get_num_threads(),
     )
@@ -175,6 +189,8 @@ def _train(
         epochs_completed=progress.epoch,
         train_seconds=round(progress.train_seconds, 3),
         images_per_second=progress.images_per_second and round(progress.images_per_second, 1),
+        compile_seconds=progress.compile_seconds and round(progress.compile_seconds, 2),
+        peak_rss_mb=peak_rss_mb(),
     )
     if progress.diverged:
         summary.update(status="diverged", error=progress.diverged, finished_at=_now())

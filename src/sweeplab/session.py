@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import torch
 from torch import nn
 
@@ -35,7 +37,9 @@ def prepare(
     # Built before the data loads, so a model that cannot take the input size stops at once.
     model = build_model(run.model, 1, run.input_size, NUM_CLASSES)
     model = model.to(device, memory_format=memory_format(model, device))
+    started = time.perf_counter()
     data = load_splits(run.dataset, run.input_size, run.resize, stats)
     for name in ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y"):
         setattr(data, name, getattr(data, name).to(device))
+    data.load_seconds = time.perf_counter() - started
     return model, data, device

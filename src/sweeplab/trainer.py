@@ -33,6 +33,7 @@ class Progress:
     best_epoch: int | None = None
     history: list[dict[str, Any]] = field(default_factory=list)  # metrics.csv rows so far
     diverged: str | None = None  # the error text when the loss became NaN or inf
+    compile_seconds: float | None = None  # the first batch with compile=true (not saved)
 
     def train_rows(self) -> list[dict[str, Any]]:
         return [row for row in self.history if row["split"] == "train"]
@@ -100,7 +101,14 @@ def fit(
                 reg.label_smoothing,
                 description=f"epoch {epoch}/{run.epochs}",
                 progress=run.progress,
+                amp=run.amp,
             )
+            if run.compile and progress.compile_seconds is None:
+                progress.compile_seconds = result.first_batch_seconds
+                log.info(
+                    "compile=true: the first batch took %.1f s (compiling)",
+                    result.first_batch_seconds,
+                )
             lr = optimizer.param_groups[0]["lr"]
             record(epoch=epoch, split="train", **result.row(), lr=lr)
             if result.diverged:
@@ -110,7 +118,7 @@ def fit(
                 )
                 log.error("diverged: %s", progress.diverged)
                 return progress
-            val = evaluate(model, data.val_x, data.val_y, run.eval_batch_size)
+            val = evaluate(model, data.val_x, data.val_y, run.eval_batch_size, run.amp)
             record(epoch=epoch, split="val", **val.row(), lr=lr)
             log.info(
                 "epoch %d/%d: train loss %.4f acc %.2f%% | val loss %.4f acc %.2f%% | "
@@ -155,7 +163,7 @@ def evaluate_test_split(
     model: nn.Module, data: Splits, run: RunConfig, run_dir: Path, progress: Progress, lr: float
 ) -> Any:
     """Evaluate the final model on the test split once, at the end, and record the row."""
-    test = evaluate(model, data.test_x, data.test_y, run.eval_batch_size)
+    test = evaluate(model, data.test_x, data.test_y, run.eval_batch_size, run.amp)
     metrics = MetricsWriter(run_dir / "metrics.csv")  # `fit` left it holding `history`
     row = {"epoch": run.epochs, "split": "test", **test.row(), "lr": lr}
     metrics.write(**row)

@@ -47,6 +47,12 @@ class SplitResult:
 @dataclass
 class EpochResult(SplitResult):
     diverged: bool = False
+    first_batch_seconds: float = float("nan")  # includes compiling when compile=true
+
+
+def autocast(device: torch.device, amp: bool) -> torch.autocast:
+    """bfloat16 mixed precision when `amp` (no loss scaling needed), else a no-op context."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
 
 
 @dataclass
@@ -78,11 +84,13 @@ def build_scheduler(
 ) -> torch.optim.lr_scheduler.LRScheduler:
     """A per-batch lr schedule: constant, one-cycle, or cosine decay after a linear warmup."""
     if cfg.name == "onecycle":
+        # OneCycleLR divides by its phase lengths: keep over one step in each (tiny runs).
+        pct_start = min(max(cfg.warmup, 1.5 / total_steps), 1 - 0.5 / total_steps)
         return torch.optim.lr_scheduler.OneCycleLR(
             optimizer,
             max_lr=[group["lr"] for group in optimizer.param_groups],
             total_steps=total_steps,
-            pct_start=max(cfg.warmup, 1e-6),
+            pct_start=pct_start,
             cycle_momentum=False,  # keep the optimizer's own momentum / betas
         )
     warmup_steps = int(cfg.warmup * total_steps)
@@ -114,6 +122,7 @@ def train_epoch(
     label_smoothing: float = 0.0,
     description: str = "train",
     progress: bool = True,
+    amp: bool = False,
 ) -> EpochResult:
     """One pass over shuffled full batches; noise is added to whole training batches only.
 
@@ -138,8 +147,9 @@ def train_epoch(
         inputs, targets = x[index], y[index]
         if noise_std > 0:
             inputs = inputs + noise_std * torch.randn_like(inputs)
-        logits = model(inputs)
-        loss = F.cross_entropy(logits, targets, label_smoothing=label_smoothing)
+        with autocast(x.device, amp):
+            logits = model(inputs)
+            loss = F.cross_entropy(logits, targets, label_smoothing=label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -150,7 +160,8 @@ def train_epoch(
             running = loss_sum.item() / ((step + 1) * batch_size)
             if not math.isfinite(running):
                 bar.close()
-                return EpochResult(running, float("nan"), time.perf_counter() - started, 0, True)
+                seconds = time.perf_counter() - started
+                return EpochResult(running, float("nan"), seconds, 0, diverged=True)
             bar.set_postfix(loss=f"{running:.4f}", refresh=False)
     images = steps * batch_size
     return EpochResult(
@@ -158,6 +169,7 @@ def train_epoch(
         accuracy=correct.item() / images,
         seconds=time.perf_counter() - started,
         images=images,
+        first_batch_seconds=(warm if steps > 1 else time.perf_counter()) - started,
     )
 
 
@@ -173,15 +185,18 @@ def _log_long_epoch(description: str, seconds: float) -> None:
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> EvalResult:
+def evaluate(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, amp: bool = False
+) -> EvalResult:
     """Mean cross-entropy, accuracy and predictions over a whole split, in eval mode."""
     model.eval()
     started = time.perf_counter()
     loss_sum = torch.zeros((), device=x.device)
     predictions = []
     for start in range(0, len(x), batch_size):
-        logits = model(x[start : start + batch_size])
-        loss_sum += F.cross_entropy(logits, y[start : start + batch_size], reduction="sum")
+        with autocast(x.device, amp):
+            logits = model(x[start : start + batch_size])
+        loss_sum += F.cross_entropy(logits.float(), y[start : start + batch_size], reduction="sum")
         predictions.append(logits.argmax(1))
     predicted = torch.cat(predictions)
     return EvalResult(
