@@ -1,0 +1,100 @@
+"""Training and evaluation images/s of every registered model, by batch size, torch threads
+and torch.compile, through the run's own `train_epoch` / `evaluate` on in-memory tensors.
+
+Each measurement runs a warm-up pass first (and, with compile, reports the compile time), so
+the figures are steady-state speed. Models use the memory layout a run gives them
+(channels-last on the CPU unless they have batch norm).
+
+    python benchmarks/throughput.py                       # every model: about 6 minutes
+    python benchmarks/throughput.py --models lenet5_classic --batches 256 --threads 2
+    python benchmarks/throughput.py --quick               # checks the script runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from common import machine, print_table, write_csv
+
+from sweeplab.config import MODEL_SCHEMAS
+from sweeplab.models import build_model
+from sweeplab.session import memory_format
+from sweeplab.training import evaluate, train_epoch
+
+NATIVE_SIZE = {"alexnet": 227, "lenet5_classic": 32}  # the rest: 28x28
+# AlexNet at 227x227 runs a few images per second here: small batches, few steps.
+SLOW = {"alexnet": {"batches": (64,), "steps": 3}}
+
+
+def measure(name: str, batch: int, threads: int, compiled: bool, steps: int) -> dict[str, Any]:
+    """Steady-state train and eval images/s of one model at one batch size."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    size = NATIVE_SIZE.get(name, 28)
+    device = torch.device("cpu")
+    model = build_model(MODEL_SCHEMAS[name](), 1, size, 10)
+    model = model.to(device, memory_format=memory_format(model, device))
+    x = torch.randn(batch * steps, 1, size, size)
+    y = torch.randint(0, 10, (batch * steps,))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    compile_seconds = None
+    if compiled:
+        model.compile()
+        started = time.perf_counter()
+        train_epoch(model, optimizer, scheduler, x[:batch], y[:batch], batch, progress=False)
+        evaluate(model, x[:batch], y[:batch], batch)
+        compile_seconds = time.perf_counter() - started
+    train_epoch(model, optimizer, scheduler, x[:batch], y[:batch], batch, progress=False)
+    trained = train_epoch(model, optimizer, scheduler, x, y, batch, progress=False)
+    evaluate(model, x[:batch], y[:batch], batch)
+    evaluated = evaluate(model, x, y, batch)
+    return {
+        "model": name,
+        "input": f"{size}x{size}",
+        "batch": batch,
+        "threads": threads,
+        "compile": compiled,
+        "train img/s": round(trained.images_per_second),
+        "eval img/s": round(evaluated.images_per_second),
+        "compile s": round(compile_seconds, 1) if compile_seconds is not None else None,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", nargs="+", default=sorted(MODEL_SCHEMAS))
+    parser.add_argument("--batches", nargs="+", type=int, default=[64, 256, 1024])
+    parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    parser.add_argument(
+        "--compile-batches", nargs="*", type=int, default=[256], help="batches also compiled"
+    )
+    parser.add_argument("--steps", type=int, default=20, help="timed batches per measurement")
+    parser.add_argument("--quick", action="store_true", help="two small models, 3 steps")
+    parser.add_argument("--out", type=Path, help="CSV folder (default: benchmarks/results)")
+    args = parser.parse_args()
+    if args.quick:
+        args.models, args.batches, args.threads = ["lenet5", "mlp"], [64], [1]
+        args.compile_batches, args.steps = [64], 3
+    print(machine())
+    rows = []
+    for name in args.models:
+        slow = SLOW.get(name, {})
+        for batch in slow.get("batches", args.batches):
+            for threads in args.threads:
+                compiles = (False, True) if batch in args.compile_batches else (False,)
+                for compiled in compiles:
+                    steps = slow.get("steps", args.steps)
+                    row = measure(name, batch, threads, compiled, steps)
+                    print(row, flush=True)
+                    rows.append(row)
+    print_table(rows, f"Images per second ({machine()})")
+    write_csv(rows, "throughput", args.out)
+
+
+if __name__ == "__main__":
+    main()

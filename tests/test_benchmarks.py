@@ -1,0 +1,50 @@
+"""The benchmark scripts run as written (their --quick modes) and write the tables they print."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from tests.conftest import ROOT
+
+
+def run_benchmark(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), "--quick", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_time_to_accuracy_compares_both_pipelines(tmp_path: Path) -> None:
+    result = run_benchmark("time_to_accuracy.py", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    epochs = pd.read_csv(tmp_path / "time_to_accuracy_epochs.csv")
+    assert set(epochs["pipeline"]) == {"sweeplab default", "course pipeline"}
+    assert (epochs["train_s"] > 0).all() and epochs["test_accuracy"].between(0, 1).all()
+    table = pd.read_csv(tmp_path / "time_to_accuracy.csv")
+    assert list(table["pipeline"])[-1] == "speed-up (course / ours)"
+    assert "| pipeline | s to 88% |" in result.stdout
+
+
+def test_throughput_measures_train_and_eval_with_and_without_compile(tmp_path: Path) -> None:
+    result = run_benchmark("throughput.py", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = pd.read_csv(tmp_path / "throughput.csv")
+    assert set(table["model"]) == {"lenet5", "mlp"} and set(table["compile"]) == {True, False}
+    assert (table["train img/s"] > 0).all() and (table["eval img/s"] > 0).all()
+    assert (table.loc[table["compile"], "compile s"] > 0).all()
+
+
+def test_sweep_benchmark_times_both_launchers(tmp_path: Path) -> None:
+    result = run_benchmark("sweep.py", "--sweeps", str(tmp_path / "sweeps"), "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = pd.read_csv(tmp_path / "sweep.csv")
+    assert list(table["launcher"]) == ["basic", "joblib"]
+    assert (table["runs"] == 4).all() and (table["wall s"] > 0).all()
+    assert (table["data load s per run"] < 5).all()
