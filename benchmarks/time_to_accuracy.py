@@ -61,10 +61,11 @@ def ours(overrides: list[str]) -> list[dict[str, Any]]:
     for epoch in range(1, run.epochs + 1):
         result = train_epoch(
             model, optimizer, scheduler, data.train_x, data.train_y, run.batch_size, noise,
-            run.regularization.label_smoothing, progress=False,
+            run.regularization.label_smoothing, progress=False, amp=run.amp,
+            hflip=run.regularization.hflip,
         )  # fmt: skip
         total += result.seconds
-        test = evaluate(model, data.test_x, data.test_y, run.eval_batch_size)
+        test = evaluate(model, data.test_x, data.test_y, run.eval_batch_size, run.amp)
         rows.append(_row("sweeplab default", epoch, result.seconds, total, test.accuracy))
         print(f"ours   epoch {epoch}: {result.seconds:.1f} s, test {test.accuracy:.4f}", flush=True)
     return rows

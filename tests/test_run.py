@@ -144,6 +144,30 @@ def test_same_seed_gives_identical_metrics(make_cfg, tmp_path: Path) -> None:
     assert pd.read_csv(tmp_path / "c" / "metrics.csv").loss[0] != metrics_a.loss[0]
 
 
+def test_hflip_is_seeded_and_leaves_val_and_test_images_alone(
+    make_cfg, tmp_path: Path, monkeypatch
+) -> None:
+    seen: list[torch.Tensor] = []
+    evaluate = trainer.evaluate
+
+    def recording_evaluate(model, x, y, *args):
+        seen.append(x[:4].clone())
+        return evaluate(model, x, y, *args)
+
+    monkeypatch.setattr(trainer, "evaluate", recording_evaluate)
+    cfg = make_cfg(*QUICK, "figures=false", "regularization.hflip=true")
+    flipped = train_and_evaluate(cfg, tmp_path / "a")
+    again = train_and_evaluate(cfg, tmp_path / "b")
+    train_and_evaluate(make_cfg(*QUICK, "figures=false"), tmp_path / "c")
+    assert flipped["test_accuracy"] == again["test_accuracy"]
+    assert (
+        metrics_without_timing(tmp_path / "a").loss[0]
+        != metrics_without_timing(tmp_path / "c").loss[0]
+    )
+    # val (then test) batches of the flipped and the plain runs are the same images
+    assert all(torch.equal(seen[i], seen[i + 4]) for i in range(2))
+
+
 def test_nan_loss_stops_the_run_as_diverged_keeping_what_was_written(
     make_cfg, tmp_path: Path, monkeypatch
 ) -> None:

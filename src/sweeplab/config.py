@@ -207,6 +207,7 @@ class RegularizationConfig:
     weight_decay: float = 0.0
     noise_std: float = 0.0  # Gaussian input noise on training batches, in pixel units (0..1)
     label_smoothing: float = 0.0
+    hflip: bool = False  # mirror a random half of each training batch (augmentation)
 
 
 # --- the whole run -----------------------------------------------------------------------------

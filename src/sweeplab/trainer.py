@@ -102,6 +102,7 @@ def fit(
                 description=f"epoch {epoch}/{run.epochs}",
                 progress=run.progress,
                 amp=run.amp,
+                hflip=reg.hflip,
             )
             if run.compile and progress.compile_seconds is None:
                 progress.compile_seconds = result.first_batch_seconds

@@ -123,8 +123,9 @@ def train_epoch(
     description: str = "train",
     progress: bool = True,
     amp: bool = False,
+    hflip: bool = False,
 ) -> EpochResult:
-    """One pass over shuffled full batches; noise is added to whole training batches only.
+    """One pass over shuffled full batches; flips and noise touch training batches only.
 
     Loss and accuracy are running averages over the epoch's batches, measured on the noisy
     inputs in training mode (dropout on), as the model changes.
@@ -145,6 +146,9 @@ def train_epoch(
             _log_long_epoch(description, (time.perf_counter() - warm) / ESTIMATE_AFTER * steps)
         index = order[step * batch_size : (step + 1) * batch_size]
         inputs, targets = x[index], y[index]
+        if hflip:  # mirror a random half of the batch, image by image
+            flipped = torch.rand(len(inputs), device=inputs.device) < 0.5
+            inputs = torch.where(flipped[:, None, None, None], inputs.flip(3), inputs)
         if noise_std > 0:
             inputs = inputs + noise_std * torch.randn_like(inputs)
         with autocast(x.device, amp):
