@@ -49,7 +49,9 @@ def _cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:,.1f}" if abs(value) >= 100 else f"{value:.3g}"
+        if abs(value) >= 100:
+            return f"{value:,.1f}"
+        return f"{value:.4f}" if abs(value) < 1 else f"{value:.3g}"
     return str(value)
 
 

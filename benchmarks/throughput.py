@@ -30,13 +30,21 @@ NATIVE_SIZE = {"alexnet": 227, "lenet5_classic": 32}  # the rest: 28x28
 SLOW = {"alexnet": {"batches": (64,), "steps": 3}}
 
 
+def preset(name: str, size: int):
+    """The model config `model=<name>` gives a run (conf/model/<name>.yaml), not the bare schema."""
+    from time_to_accuracy import compose_run
+
+    resize = ["resize=resize"] if size % 2 or size < 28 else []
+    return compose_run([f"model={name}", f"input_size={size}", *resize]).model
+
+
 def measure(name: str, batch: int, threads: int, compiled: bool, steps: int) -> dict[str, Any]:
     """Steady-state train and eval images/s of one model at one batch size."""
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     size = NATIVE_SIZE.get(name, 28)
     device = torch.device("cpu")
-    model = build_model(MODEL_SCHEMAS[name](), 1, size, 10)
+    model = build_model(preset(name, size), 1, size, 10)
     model = model.to(device, memory_format=memory_format(model, device))
     x = torch.randn(batch * steps, 1, size, size)
     y = torch.randint(0, 10, (batch * steps,))

@@ -48,7 +48,7 @@ def test_summary_json_holds_the_contract_fields(trained: Path) -> None:
     assert summary["test_accuracy"] == pytest.approx(test_row.accuracy, abs=1e-7)
     assert summary["test_loss"] == pytest.approx(test_row.loss, rel=1e-6)
     assert summary["best_val_accuracy"] == pytest.approx(metrics.accuracy[1], abs=1e-7)
-    assert summary["best_epoch"] == 1 and summary["params"] == 61_728
+    assert summary["best_epoch"] == 1 and summary["params"] == 61_706
     assert summary["train_seconds"] > 0 and summary["images_per_second"] > 0
     assert len(summary["config_hash"]) == 16
     # Better than chance (10 %) after one epoch on 1024 images: the loop really learns.
