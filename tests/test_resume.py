@@ -109,7 +109,8 @@ def test_folder_of_another_config_stops_with_a_clear_message(make_cfg, uninterru
     assert "hydra.sweep.dir" in str(info.value)
 
 
-CLI_ARGS = ["dataset.subset=8192", "batch_size=64", "epochs=3", "progress=false", "figures=false"]
+# Long enough (5 epochs of ~0.5 s) that a stop sent at the first checkpoint lands mid-run.
+CLI_ARGS = ["dataset.subset=8192", "batch_size=64", "epochs=5", "progress=false", "figures=false"]
 
 
 @pytest.fixture(scope="module")
