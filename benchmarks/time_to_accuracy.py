@@ -7,7 +7,7 @@ average-pooling LeNet-5, Adam at 1e-3. Ours: `python run.py`'s defaults through 
 functions run.py calls. Both are scored on the test split after every epoch here only, to
 draw the curve; the time counted is training time (evaluation excluded).
 
-    python benchmarks/time_to_accuracy.py              # full data: about 5 minutes on 2 cores
+    python benchmarks/time_to_accuracy.py              # full data: about 3 minutes on 2 cores
     python benchmarks/time_to_accuracy.py epochs=4     # Hydra overrides for our side
     python benchmarks/time_to_accuracy.py --quick      # a tiny subset: checks the script runs
 """
