@@ -67,3 +67,14 @@ def write_csv(rows: list[dict[str, Any]], name: str, out: Path | None = None) ->
         writer.writerows(rows)
     print(f"wrote {path}")
     return path
+
+
+def compose_run(overrides: list[str]):
+    """The run config `python run.py OVERRIDES` would use, checked."""
+    from hydra import compose, initialize_config_dir  # after sys.path has the project
+
+    from sweeplab.config import check_config, register_configs
+
+    register_configs()
+    with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
+        return check_config(compose("config", overrides=overrides))

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from common import machine, print_table, write_csv
+from common import compose_run, machine, print_table, write_csv
 
 from sweeplab.config import MODEL_SCHEMAS
 from sweeplab.models import build_model
@@ -32,8 +32,6 @@ SLOW = {"alexnet": {"batches": (64,), "steps": 3}}
 
 def preset(name: str, size: int):
     """The model config `model=<name>` gives a run (conf/model/<name>.yaml), not the bare schema."""
-    from time_to_accuracy import compose_run
-
     resize = ["resize=resize"] if size % 2 or size < 28 else []
     return compose_run([f"model={name}", f"input_size={size}", *resize]).model
 

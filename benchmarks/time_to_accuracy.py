@@ -24,20 +24,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from common import ROOT, machine, print_table, write_csv
+from common import compose_run, machine, print_table, write_csv
 
 THRESHOLDS = (0.88, 0.89, 0.90)
-
-
-def compose_run(overrides: list[str]):
-    """The run config `python run.py OVERRIDES` would use, checked."""
-    from hydra import compose, initialize_config_dir
-
-    from sweeplab.config import check_config, register_configs
-
-    register_configs()
-    with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
-        return check_config(compose("config", overrides=overrides))
 
 
 def ours(overrides: list[str]) -> list[dict[str, Any]]:

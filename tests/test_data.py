@@ -176,6 +176,13 @@ def test_a_broken_cache_file_is_parsed_again_and_rewritten(tmp_path: Path) -> No
     assert cache.stat().st_size > 100  # rewritten
 
 
+def test_an_unwritable_cache_folder_still_loads_the_data(tmp_path: Path) -> None:
+    write_small_mnist(tmp_path / "MNIST" / "raw")
+    (tmp_path / "cache").write_text("a file where the cache folder belongs")
+    splits = load_splits(DatasetConfig(name="mnist", root=str(tmp_path), val_size=10))
+    assert len(splits.train_y) == 50 and len(splits.test_y) == 20
+
+
 def test_changed_idx_files_get_a_new_cache_entry(tmp_path: Path) -> None:
     raw = tmp_path / "MNIST" / "raw"
     write_small_mnist(raw)

@@ -232,6 +232,7 @@ def read_cached(files: dict[str, Path], cache_dir: Path) -> tuple[torch.Tensor, 
         except Exception as err:  # a torn or foreign file: parse again and rewrite it
             log.warning("ignoring unreadable data cache %s (%s)", path, err)
     tensors = _read_all(files)
+    tmp = None
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=f".{path.name}.")
@@ -242,6 +243,8 @@ def read_cached(files: dict[str, Path], cache_dir: Path) -> tuple[torch.Tensor, 
         os.replace(tmp, path)
     except OSError as err:
         log.info("data cache not written (%s); the IDX files are parsed every run", err)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)  # a half-written cache must not stay behind
     return tensors
 
 
