@@ -1,11 +1,36 @@
-"""AlexNet (Krizhevsky et al. 2012) for 1-channel 227x227 input, and a small one for 28/32."""
+"""AlexNet (Krizhevsky et al. 2012) for 227x227 input, and a small one for 28x28 / 32x32."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from sweeplab.models.layers import InputSizeError
+from sweeplab.errors import require
+from sweeplab.models.registry import InputSizeError, ModelConfig, register_model
+
+
+@dataclass
+class AlexNetConfig(ModelConfig):
+    """Krizhevsky et al. 2012 (`alexnet`), for any channel count and 227x227 input."""
+
+    name: str = "alexnet"
+    batch_norm: bool = True  # after each conv, in place of the 2012 paper's LRN (as in Keras)
+    dropout: float = 0.5  # before the two hidden fully connected layers
+
+    def check(self) -> None:
+        require(0 <= self.dropout < 1, "model.dropout", self.dropout, "must be in [0, 1)")
+
+
+@dataclass
+class AlexNetSmallConfig(AlexNetConfig):
+    name: str = "alexnet_small"
+    width: float = 0.5  # multiplies every channel count and hidden width (1.0: 429,034 params)
+
+    def check(self) -> None:
+        super().check()
+        require(0 < self.width <= 8, "model.width", self.width, "must be in (0, 8]")
 
 
 def _conv(
@@ -39,9 +64,14 @@ def _feature_count(features: nn.Module, in_channels: int, input_size: int) -> in
         features.train()
 
 
+@register_model(
+    AlexNetConfig,
+    native_size=227,
+    size_hint="input_size=227 (or model=alexnet_small for 28x28 / 32x32)",
+)
 class AlexNet(nn.Module):
     """The 2012 layout: five convs (96-256-384-384-256; 11x11 stride 4, 5x5, 3x3 x3), three
-    3x3 stride-2 max pools, FC 4096-4096 with dropout; 1 input channel, `num_classes` outputs.
+    3x3 stride-2 max pools, FC 4096-4096 with dropout; `in_channels` inputs, `num_classes` outputs.
 
     Batch norm after each conv stands in for the paper's local response normalisation (as
     the Keras course notebook does). At 227x227: 58.3M parameters; an epoch of 55k images
@@ -74,6 +104,7 @@ class AlexNet(nn.Module):
         return self.classifier(self.features(x))
 
 
+@register_model(AlexNetSmallConfig)
 class AlexNetSmall(nn.Module):
     """AlexNet's shape for 28x28 / 32x32 images: five 3x3 convs (32-64-96-96-64 times
     `width`), 2x2 max pools after the 1st, 2nd and 5th, FC 256-256 with dropout.
@@ -86,7 +117,7 @@ class AlexNetSmall(nn.Module):
         num_classes: int = 10,
         batch_norm: bool = True,
         dropout: float = 0.5,
-        width: float = 1.0,
+        width: float = 0.5,
     ) -> None:
         super().__init__()
         c1, c2, c3, c4, c5, hidden = (max(1, round(c * width)) for c in (32, 64, 96, 96, 64, 256))

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 import torch
 from torch import nn
 
+from sweeplab.models.registry import InputSizeError
 
-class InputSizeError(ValueError):
-    """A model's geometry cannot take the given input size."""
+
+class Activation(StrEnum):
+    relu = "relu"
+    leaky_relu = "leaky_relu"  # slope 0.1
+    tanh = "tanh"
+    scaled_tanh = "scaled_tanh"  # LeCun's 1.7159 * tanh(2x / 3)
+    sigmoid = "sigmoid"
+    gelu = "gelu"
+
+
+class Init(StrEnum):
+    default = "default"  # torch's own
+    xavier = "xavier"  # Glorot uniform
+    kaiming = "kaiming"  # He normal, with the gain of the activation
 
 
 class ScaledTanh(nn.Module):

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from itertools import pairwise
 
 import torch
 from torch import nn
 
-from sweeplab.errors import SweeplabError
-from sweeplab.models.layers import init_weights, make_activation
+from sweeplab.errors import SweeplabError, require
+from sweeplab.models.layers import Activation, Init, init_weights, make_activation
+from sweeplab.models.registry import ModelConfig, register_model
 
 MATCH_TOLERANCE = 0.01  # `match_params` must land within 1 % of its target
 
@@ -42,6 +44,36 @@ def match_widths(target: int, depth: int, inputs: int, outputs: int = 10) -> lis
     return [best] * depth
 
 
+@dataclass
+class MLPConfig(ModelConfig):
+    name: str = "mlp"
+    hidden: list[int] = field(default_factory=lambda: [72, 36])
+    activation: Activation = Activation.relu
+    dropout: float = 0.0
+    init: Init = Init.default
+    # A parameter count to match with `depth` equal hidden widths (replaces `hidden`).
+    match_params: int | None = None
+    depth: int = 2
+
+    def check(self) -> None:
+        require(0 <= self.dropout < 1, "model.dropout", self.dropout, "must be in [0, 1)")
+        require(
+            bool(self.hidden) and min(self.hidden) >= 1,
+            "model.hidden",
+            self.hidden,
+            "must be a non-empty list of positive widths, e.g. [72,36]",
+        )
+        require(self.depth >= 1, "model.depth", self.depth, "must be at least 1")
+        if self.match_params is not None:
+            require(
+                self.match_params >= 1,
+                "model.match_params",
+                self.match_params,
+                "must be a positive parameter count or null",
+            )
+
+
+@register_model(MLPConfig)
 class MLP(nn.Module):
     """Flatten, then Linear-activation-dropout per hidden width, then a linear output."""
 
