@@ -10,11 +10,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from analysis.sweep_end import note_failed_job
 from sweeplab.config import register_configs
 from sweeplab.errors import SweeplabError
 from sweeplab.modes import record_failure, run_mode
+from sweeplab.run_folder import Summary
 from sweeplab.runtime import threads_per_job
-from sweeplab.sweep_end import note_failed_job
 
 log = logging.getLogger("sweeplab")
 
@@ -32,18 +33,20 @@ def main(cfg: DictConfig) -> float | None:
     if cfg.threads == 0:
         cfg.threads = threads_per_job(hydra_cfg.launcher)
     try:
-        return run_mode(cfg, run_dir).get("best_val_accuracy")
+        result = run_mode(cfg, run_dir)
+        return result.best_val_accuracy if isinstance(result, Summary) else None
     except SweeplabError as err:
         print(f"sweeplab: error: {err}", file=sys.stderr)
+        record_failure(cfg, run_dir, err)
         if not in_sweep:
             sys.exit(2)
         failure: Exception = err
     except Exception as err:
+        record_failure(cfg, run_dir, err)
         if not in_sweep:
             raise
         log.exception("job %s failed", run_dir)
         failure = err
-    record_failure(cfg, run_dir, failure)
     job = hydra_cfg.job.override_dirname or run_dir.name
     note_failed_job(Path(hydra_cfg.sweep.dir), job, failure)
     return math.nan

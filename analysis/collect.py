@@ -52,12 +52,24 @@ def find_run_folders(root: Path) -> list[Path]:
     return sorted(folders)
 
 
-def _read_config(folder: Path) -> dict[str, Any]:
+def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        config = yaml.safe_load((folder / ".hydra" / "config.yaml").read_text())
+        data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError):
         return {}
-    return flatten(config) if isinstance(config, dict) else {}
+    return data if isinstance(data, dict) else {}
+
+
+def _read_config(folder: Path) -> dict[str, Any]:
+    return flatten(_read_yaml(folder / ".hydra" / "config.yaml"))
+
+
+def _runtime_keys(folder: Path) -> list[str]:
+    """The keys the run's own config declared as not changing results: Hydra leaves them out
+    of job folder names (`override_dirname.exclude_keys`, set from sweeplab's schema)."""
+    hydra = _read_yaml(folder / ".hydra" / "hydra.yaml").get("hydra", {})
+    names = hydra.get("job", {}).get("config", {}).get("override_dirname", {})
+    return [str(key) for key in names.get("exclude_keys") or []]
 
 
 def _read_summary(folder: Path) -> dict[str, Any]:
@@ -85,6 +97,7 @@ def load_runs(roots: Iterable[str | Path]) -> pd.DataFrame:
     """One row per training run under `roots`: `sweep`, `run`, config keys, summary fields."""
     rows = []
     config_keys: dict[str, None] = {}  # an ordered set
+    runtime_keys: set[str] = set()
     for root in map(Path, roots):
         if not root.is_dir():
             raise CollectError(
@@ -95,6 +108,10 @@ def load_runs(roots: Iterable[str | Path]) -> pd.DataFrame:
             if config.get("mode", "train") != "train":
                 continue  # an eval or predict folder: no training run to report
             summary = _read_summary(folder)
+            for key in ("input_size", "resize"):  # null: left to the model; the summary has it
+                if config.get(key) is None and summary.get(key) is not None:
+                    config[key] = summary[key]
+            runtime_keys.update(_runtime_keys(folder))
             row = {
                 "sweep": str(root),
                 "run": str(folder.relative_to(root)) or ".",
@@ -114,12 +131,18 @@ def load_runs(roots: Iterable[str | Path]) -> pd.DataFrame:
         )
     runs = pd.DataFrame(rows)
     runs.attrs["config_columns"] = list(config_keys)
+    runs.attrs["runtime_keys"] = sorted(runtime_keys)
     return runs
 
 
 def config_columns(runs: pd.DataFrame) -> list[str]:
     """The flattened config keys among the columns of `load_runs`, in config-file order."""
     return list(runs.attrs.get("config_columns", []))
+
+
+def runtime_columns(runs: pd.DataFrame) -> list[str]:
+    """Config keys that do not change results (never factors), as the runs' Hydra config says."""
+    return list(runs.attrs.get("runtime_keys", []))
 
 
 def load_epochs(runs: pd.DataFrame) -> pd.DataFrame:

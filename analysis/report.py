@@ -21,7 +21,13 @@ if __package__ in (None, ""):  # run as a script: make `analysis` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analysis import plots
-from analysis.collect import CollectError, config_columns, load_epochs, load_runs
+from analysis.collect import (
+    CollectError,
+    config_columns,
+    load_epochs,
+    load_runs,
+    runtime_columns,
+)
 from analysis.stats import (
     ReportError,
     cell_table,
@@ -86,7 +92,7 @@ def write_report(request: Request) -> Path:
     rows_key, cols_key = resolve_key(runs, request.rows), resolve_key(runs, request.cols)
     config_keys = config_columns(runs) + (["sweep"] if len(request.sweeps) > 1 else [])
     required = [key for key in (rows_key, cols_key) if key]
-    factors = swept_keys(runs, config_keys, required)
+    factors = swept_keys(runs, config_keys, required, runtime_columns(runs))
     rows_key = rows_key or (factors[0] if factors else None)
     cols_key = cols_key or next((f for f in factors if f != rows_key), None)
 

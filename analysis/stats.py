@@ -6,20 +6,7 @@ import math
 
 import pandas as pd
 
-# Keys that say how a run executed, not what it computed: never factors of a comparison.
-NOT_FACTORS = {
-    "seed",  # the replicate axis
-    "threads",
-    "progress",
-    "figures",
-    "device",
-    "mode",
-    "ckpt",
-    "predict.n",
-    "eval_batch_size",
-    "dataset.root",
-    "dataset.download",
-}
+REPLICATE = "seed"  # the replicate axis: never a factor of a comparison
 SPLITS = ("train", "val", "test")
 # Two-sided 95 % critical values of Student's t by degrees of freedom (larger df: nearest below).
 T_975 = {
@@ -83,15 +70,18 @@ def metric_values(
     return runs["path"].map(per_run)
 
 
-def swept_keys(runs: pd.DataFrame, config_keys: list[str], required: list[str]) -> list[str]:
+def swept_keys(
+    runs: pd.DataFrame, config_keys: list[str], required: list[str], runtime: list[str]
+) -> list[str]:
     """Config keys whose values differ across runs, in config order, without redundant ones.
 
-    A key whose value is fixed by the keys already chosen (e.g. `model.activation` once
-    `model.name` is a factor) is not an independent factor and is left out.
+    The seed and the `runtime` keys (how a run executed, not what it computed) are never
+    factors. A key whose value is fixed by the keys already chosen (e.g. `model.activation`
+    once `model.name` is a factor) is not an independent factor and is left out.
     """
     factors: list[str] = []
     for key in config_keys:
-        if key in NOT_FACTORS or runs[key].astype(str).nunique() < 2:
+        if key == REPLICATE or key in runtime or runs[key].astype(str).nunique() < 2:
             continue
         if key not in required and factors:
             spread = runs.astype({key: str}).groupby(factors, dropna=False)[key].nunique()

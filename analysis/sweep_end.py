@@ -1,8 +1,9 @@
 """The end of a multirun: write the report, list the jobs that failed, set the exit status.
 
 Jobs may run in other processes or on other machines (joblib, submitit), so a failing job
-leaves a note in `<sweep>/.sweeplab/failed/` and the callback, in the launching process,
-reads the notes of this invocation when the sweep ends.
+leaves a note in `<sweep>/.sweeplab/failed/` (run.py writes it with `note_failed_job`) and
+the callback, in the launching process, reads the notes of this invocation when the sweep
+ends. Like the rest of analysis/, this module never imports the training code.
 """
 
 from __future__ import annotations

@@ -69,12 +69,21 @@ def write_csv(rows: list[dict[str, Any]], name: str, out: Path | None = None) ->
     return path
 
 
-def compose_run(overrides: list[str]):
-    """The run config `python run.py OVERRIDES` would use, checked."""
+def compose_cfg(overrides: list[str]):
+    """The config `python run.py OVERRIDES` would compose (a DictConfig)."""
     from hydra import compose, initialize_config_dir  # after sys.path has the project
+    from hydra.core.global_hydra import GlobalHydra
 
-    from sweeplab.config import check_config, register_configs
+    from sweeplab.config import register_configs
 
     register_configs()
+    GlobalHydra.instance().clear()
     with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
-        return check_config(compose("config", overrides=overrides))
+        return compose("config", overrides=overrides)
+
+
+def compose_run(overrides: list[str]):
+    """The run config `python run.py OVERRIDES` would use, checked (a RunConfig)."""
+    from sweeplab.config import check_config
+
+    return check_config(compose_cfg(overrides))

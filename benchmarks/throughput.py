@@ -1,12 +1,13 @@
-"""Training and evaluation images/s of every registered model, by batch size, torch threads
-and torch.compile, through the run's own `train_epoch` / `evaluate` on in-memory tensors.
+"""Training and evaluation images/s of every registered model at its native input size, by
+batch size, torch threads and torch.compile, through the run's own `train_epoch` / `evaluate`
+on in-memory tensors.
 
 Each measurement runs a warm-up pass first (and, with compile, reports the compile time), so
 the figures are steady-state speed. Models use the memory layout a run gives them
 (channels-last on the CPU unless they have batch norm).
 
     python benchmarks/throughput.py                       # every model: about 4 minutes
-    python benchmarks/throughput.py --models lenet5_classic --batches 256 --threads 2
+    python benchmarks/throughput.py --models lenet5 mlp --batches 256 --threads 2
     python benchmarks/throughput.py --quick               # checks the script runs
 """
 
@@ -20,29 +21,22 @@ from typing import Any
 import torch
 from common import compose_run, machine, print_table, write_csv
 
-from sweeplab.config import MODEL_SCHEMAS
-from sweeplab.models import build_model
-from sweeplab.session import memory_format
-from sweeplab.training import evaluate, train_epoch
+from sweeplab.epoch import evaluate, train_epoch
+from sweeplab.models import MODELS, build_model
+from sweeplab.runtime import memory_format
 
-NATIVE_SIZE = {"alexnet": 227, "lenet5_classic": 32}  # the rest: 28x28
 # AlexNet at 227x227 runs a few images per second here: small batches, few steps.
 SLOW = {"alexnet": {"batches": (64,), "steps": 3}}
-
-
-def preset(name: str, size: int):
-    """The model config `model=<name>` gives a run (conf/model/<name>.yaml), not the bare schema."""
-    resize = ["resize=resize"] if size % 2 or size < 28 else []
-    return compose_run([f"model={name}", f"input_size={size}", *resize]).model
 
 
 def measure(name: str, batch: int, threads: int, compiled: bool, steps: int) -> dict[str, Any]:
     """Steady-state train and eval images/s of one model at one batch size."""
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    size = NATIVE_SIZE.get(name, 28)
+    run = compose_run([f"model={name}"])  # conf/model/<name>.yaml at the model's native size
+    size = run.input_size
     device = torch.device("cpu")
-    model = build_model(preset(name, size), 1, size, 10)
+    model = build_model(run.model, 1, size, 10)
     model = model.to(device, memory_format=memory_format(model, device))
     x = torch.randn(batch * steps, 1, size, size)
     y = torch.randint(0, 10, (batch * steps,))
@@ -73,7 +67,7 @@ def measure(name: str, batch: int, threads: int, compiled: bool, steps: int) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--models", nargs="+", default=sorted(MODEL_SCHEMAS))
+    parser.add_argument("--models", nargs="+", default=sorted(MODELS))
     parser.add_argument("--batches", nargs="+", type=int, default=[64, 256, 1024])
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     parser.add_argument(

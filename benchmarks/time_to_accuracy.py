@@ -3,9 +3,9 @@ course pipeline, side by side in one process on the same machine.
 
 The course pipeline: torchvision's FashionMNIST dataset with per-sample PIL `Resize(32)`,
 `ToTensor` and `Normalize` in a `DataLoader` (batch 64, no workers), the classic tanh /
-average-pooling LeNet-5, Adam at 1e-3. Ours: `python run.py`'s defaults through the same
-functions run.py calls. Both are scored on the test split after every epoch here only, to
-draw the curve; the time counted is training time (evaluation excluded).
+average-pooling LeNet-5, Adam at 1e-3. Ours: `python run.py`'s defaults through the function
+run.py calls (`train_and_evaluate`). Both are scored on the test split after every epoch here
+only, to draw the curve; the time counted is training time (evaluation excluded).
 
     python benchmarks/time_to_accuracy.py              # full data: about 3 minutes on 2 cores
     python benchmarks/time_to_accuracy.py epochs=4     # Hydra overrides for our side
@@ -24,39 +24,29 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from common import compose_run, machine, print_table, write_csv
+from common import ROOT, compose_cfg, machine, print_table, write_csv
 
 THRESHOLDS = (0.88, 0.89, 0.90)
 
 
 def ours(overrides: list[str]) -> list[dict[str, Any]]:
-    """Our default pipeline, epoch by epoch: tensors in memory, the run's own loop."""
-    from sweeplab.session import prepare
-    from sweeplab.training import (
-        build_optimizer,
-        build_scheduler,
-        evaluate,
-        steps_per_epoch,
-        train_epoch,
-    )
+    """Our default pipeline through the run's own `train_and_evaluate`, scoring the test split
+    after each epoch from its per-epoch hook (a run itself never looks at test until the end)."""
+    from sweeplab.epoch import evaluate
+    from sweeplab.train import train_and_evaluate
 
-    run = compose_run(overrides)
-    model, data, _ = prepare(run)
-    optimizer = build_optimizer(model, run.optimizer, run.regularization.weight_decay)
-    steps = steps_per_epoch(len(data.train_y), min(run.batch_size, len(data.train_y)))
-    scheduler = build_scheduler(optimizer, run.scheduler, steps * run.epochs)
-    noise = run.regularization.noise_std / data.std
-    rows, total = [], 0.0
-    for epoch in range(1, run.epochs + 1):
-        result = train_epoch(
-            model, optimizer, scheduler, data.train_x, data.train_y, run.batch_size, noise,
-            run.regularization.label_smoothing, progress=False, amp=run.amp,
-            hflip=run.regularization.hflip,
-        )  # fmt: skip
-        total += result.seconds
-        test = evaluate(model, data.test_x, data.test_y, run.eval_batch_size, run.amp)
-        rows.append(_row("sweeplab default", epoch, result.seconds, total, test.accuracy))
-        print(f"ours   epoch {epoch}: {result.seconds:.1f} s, test {test.accuracy:.4f}", flush=True)
+    cfg = compose_cfg([*overrides, "figures=false"])
+    rows: list[dict[str, Any]] = []
+
+    def score_test(epoch: int, model, data, history: list[dict[str, Any]]) -> None:
+        seconds = history[-2]["seconds"]  # this epoch's rows: train, then val
+        total = sum(row["seconds"] for row in history if row["split"] == "train")
+        test = evaluate(model, data.test_x, data.test_y, cfg.eval_batch_size, cfg.amp)
+        rows.append(_row("sweeplab default", epoch, seconds, total, test.accuracy))
+        print(f"ours   epoch {epoch}: {seconds:.1f} s, test {test.accuracy:.4f}", flush=True)
+
+    with tempfile.TemporaryDirectory() as folder:
+        train_and_evaluate(cfg, Path(folder), on_epoch=score_test)
     return rows
 
 
@@ -65,10 +55,9 @@ def course(epochs: int, subset: int | None, folder: Path) -> list[dict[str, Any]
     from torch.utils.data import DataLoader, Subset
     from torchvision import datasets, transforms
 
-    from sweeplab.config import DatasetConfig
     from sweeplab.models.lenet import LeNet5Classic
 
-    _unpack_for_torchvision(DatasetConfig(name="fashion"), folder)
+    _unpack_for_torchvision(folder)
     transform = transforms.Compose(
         [transforms.Resize(32), transforms.ToTensor(), transforms.Normalize((0.2860,), (0.3530,))]
     )
@@ -105,13 +94,13 @@ def course(epochs: int, subset: int | None, folder: Path) -> list[dict[str, Any]
     return rows
 
 
-def _unpack_for_torchvision(cfg, folder: Path) -> None:
+def _unpack_for_torchvision(folder: Path) -> None:
     """torchvision reads uncompressed IDX files from <root>/FashionMNIST/raw/."""
-    from sweeplab.data import find_idx_files
+    from sweeplab.datasets import DATASETS, find_files
 
     raw = folder / "FashionMNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
-    for path in find_idx_files(cfg).values():
+    for path in find_files(DATASETS["fashion"], ROOT / "data", download=False):
         target = raw / path.name.removesuffix(".gz")
         if path.suffix == ".gz":
             with gzip.open(path) as source, target.open("wb") as out:

@@ -1,8 +1,11 @@
 """Typed config schema: one dataclass per config group, registered in Hydra's ConfigStore.
 
-The YAML files under `conf/` extend these schemas (`defaults: - /schema/<group>/<name>@_here_`),
-so a typo'd key or a wrong type fails when Hydra composes the config. `check_config` then checks
-the value ranges that a type cannot express and returns plain dataclass objects.
+The YAML files under `conf/` extend these schemas (`defaults: - /schema/<group>/<name>@_here_`)
+and state only what differs from them, so a typo'd key or a wrong type fails when Hydra
+composes the config and every default has one home. Model schemas live beside their models
+(`models/<name>.py`); datasets are entries of `datasets.py`. `check_config` then checks the
+value ranges that a type cannot express, fills in the sizes left to the model and dataset,
+and returns plain dataclass objects: the one typed config a run reads.
 """
 
 from __future__ import annotations
@@ -12,177 +15,63 @@ import json
 import math
 from dataclasses import dataclass, field, fields, is_dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, get_type_hints
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from sweeplab.errors import SweeplabError
+from sweeplab.datasets import dataset_spec
+from sweeplab.errors import SweeplabError, require
+from sweeplab.models import MODELS, ModelConfig, model_spec
+
+# Marks a key that changes how a run executes, not what it computes: left out of the config
+# hash, of Hydra's job folder names and of the factors a report compares.
+RUNTIME = {"runtime": True}
 
 
 class Mode(StrEnum):
     train = "train"
-    eval = "eval"
-    predict = "predict"
+    eval = "eval"  # test loss and accuracy of a checkpoint
+    predict = "predict"  # a few test images with a checkpoint's predictions
     summary = "summary"  # the model's layer table and parameter count; trains nothing
 
 
-class Activation(StrEnum):
-    relu = "relu"
-    leaky_relu = "leaky_relu"
-    tanh = "tanh"
-    scaled_tanh = "scaled_tanh"  # LeCun's 1.7159 * tanh(2x / 3)
-    sigmoid = "sigmoid"
-    gelu = "gelu"
-
-
-class Init(StrEnum):
-    default = "default"  # torch's own
-    xavier = "xavier"
-    kaiming = "kaiming"
-
-
-class Pool(StrEnum):
-    max = "max"
-    avg = "avg"
-
-
-class C3(StrEnum):
-    full = "full"  # every C3 map sees all 6 S2 maps
-    lecun = "lecun"  # LeCun et al. 1998, table I: 60 of the 96 map pairs
-
-
 class Resize(StrEnum):
-    pad = "pad"  # LeCun's border: 28x28 centred in a zero frame
+    pad = "pad"  # LeCun's border: the image centred in a zero frame
     resize = "resize"  # bilinear interpolation
 
 
-# --- model group -------------------------------------------------------------------------------
+class OptimizerName(StrEnum):
+    sgd = "sgd"
+    adam = "adam"  # L2 weight decay
+    adamw = "adamw"  # decoupled weight decay
 
 
-@dataclass
-class ModelConfig:
-    name: str = MISSING
-    # The course-work bug as an ablation: a softmax at the end of forward(), before the
-    # cross-entropy (which applies its own). Off by default; a warning is logged when on.
-    softmax_in_forward: bool = False
-
-    def check(self) -> None:
-        """Raise SweeplabError naming the first out-of-range field (types are Hydra's job)."""
-        if hasattr(self, "dropout"):
-            _require(0 <= self.dropout < 1, "model.dropout", self.dropout, "must be in [0, 1)")
-
-
-@dataclass
-class LeNet5Config(ModelConfig):
-    name: str = "lenet5"
-    kernel_size: int = 5  # 5: the classic layout (C1 padded at 28x28); 3: the 3x3 variant
-    extra_pool: bool = False  # one more 2x2 pooling after S4 (the 3x3 course variant has it)
-    activation: Activation = Activation.relu
-    batch_norm: bool = False
-    dropout: float = 0.0
-    init: Init = Init.default
-    pool: Pool = Pool.max
-    channels: list[int] = field(default_factory=lambda: [6, 16])  # C1 and C3 feature maps
-    fc: list[int] = field(default_factory=lambda: [120, 84])  # hidden fully connected widths
-
-    def check(self) -> None:
-        super().check()
-        _require(self.kernel_size in (3, 5), "model.kernel_size", self.kernel_size, "use 5 or 3")
-        _require(
-            len(self.channels) == 2 and min(self.channels) >= 1,
-            "model.channels",
-            self.channels,
-            "must be two positive counts (C1, C3), e.g. [6,16]",
-        )
-        _require(
-            all(width >= 1 for width in self.fc),
-            "model.fc",
-            self.fc,
-            "must be a list of positive widths, e.g. [120,84] (or [] for none)",
-        )
-
-
-@dataclass
-class LeNet5ClassicConfig(ModelConfig):
-    name: str = "lenet5_classic"
-    activation: Activation = Activation.tanh
-    c3: C3 = C3.full  # lecun: LeCun's table, each C3 map sees 3, 4 or 6 of the 6 S2 maps
-
-
-@dataclass
-class MLPConfig(ModelConfig):
-    name: str = "mlp"
-    hidden: list[int] = field(default_factory=lambda: [72, 36])
-    activation: Activation = Activation.relu
-    dropout: float = 0.0
-    init: Init = Init.default
-    # A parameter count to match with `depth` equal hidden widths (replaces `hidden`).
-    match_params: int | None = None
-    depth: int = 2
-
-    def check(self) -> None:
-        super().check()
-        _require(
-            bool(self.hidden) and min(self.hidden) >= 1,
-            "model.hidden",
-            self.hidden,
-            "must be a non-empty list of positive widths, e.g. [72,36]",
-        )
-        _require(self.depth >= 1, "model.depth", self.depth, "must be at least 1")
-        if self.match_params is not None:
-            _require(
-                self.match_params >= 1,
-                "model.match_params",
-                self.match_params,
-                "must be a positive parameter count or null",
-            )
-
-
-@dataclass
-class AlexNetConfig(ModelConfig):
-    """Krizhevsky et al. 2012 for 1-channel 227x227 input (`alexnet`) or a small version."""
-
-    name: str = "alexnet"
-    batch_norm: bool = True  # after each conv, in place of the 2012 paper's LRN (as in Keras)
-    dropout: float = 0.5  # before the two hidden fully connected layers
-
-
-@dataclass
-class AlexNetSmallConfig(AlexNetConfig):
-    name: str = "alexnet_small"
-    width: float = 1.0  # multiplies every channel count and hidden width
-
-    def check(self) -> None:
-        super().check()
-        _require(0 < self.width <= 8, "model.width", self.width, "must be in (0, 8]")
-
-
-# --- data groups -------------------------------------------------------------------------------
+class SchedulerName(StrEnum):
+    none = "none"  # a constant learning rate (after the optional warmup)
+    onecycle = "onecycle"  # Smith 2018: warm up to optimizer.lr, then anneal towards 0
+    cosine = "cosine"  # cosine decay to 0 after a linear warmup
 
 
 @dataclass
 class DatasetConfig:
-    name: str = MISSING  # fashion | mnist
-    root: str = "data"
-    download: bool = False
-    val_size: int = 5000  # carved from the 60k training images
+    name: str = MISSING  # an entry of datasets.DATASETS: fashion, mnist, kmnist, emnist, cifar10
+    root: str = field(default="data", metadata=RUNTIME)  # torchvision's layout below it
+    download: bool = field(default=False, metadata=RUNTIME)  # let torchvision fetch it
+    val_size: int = 5000  # carved from the training images
     split_seed: int = 0  # fixed, so every run and seed sees the same validation images
     subset: int | None = None  # keep N training images (and at most N val / test) for quick runs
 
 
-# --- optimisation groups -----------------------------------------------------------------------
-
-
 @dataclass
 class OptimizerConfig:
-    name: str = MISSING
+    name: OptimizerName = MISSING
     lr: float = MISSING
 
 
 @dataclass
 class SGDConfig(OptimizerConfig):
-    name: str = "sgd"
+    name: OptimizerName = OptimizerName.sgd
     lr: float = 0.05
     momentum: float = 0.9
     nesterov: bool = True
@@ -190,15 +79,21 @@ class SGDConfig(OptimizerConfig):
 
 @dataclass
 class AdamConfig(OptimizerConfig):
-    name: str = "adam"
+    name: OptimizerName = OptimizerName.adam
     lr: float = 1e-3
     beta1: float = 0.9
     beta2: float = 0.999
 
 
 @dataclass
+class AdamWConfig(AdamConfig):
+    name: OptimizerName = OptimizerName.adamw
+    lr: float = 0.01
+
+
+@dataclass
 class SchedulerConfig:
-    name: str = "none"  # none | onecycle | cosine
+    name: SchedulerName = SchedulerName.none
     warmup: float = 0.0  # fraction of all steps spent warming up (onecycle: its pct_start)
 
 
@@ -210,12 +105,9 @@ class RegularizationConfig:
     hflip: bool = False  # mirror a random half of each training batch (augmentation)
 
 
-# --- the whole run -----------------------------------------------------------------------------
-
-
 @dataclass
 class PredictConfig:
-    n: int = 5
+    n: int = 5  # test images that mode=predict shows
 
 
 @dataclass
@@ -223,63 +115,70 @@ class RunConfig:
     # A name for a set of overrides that belong together (a study's arm, e.g. from
     # conf/lenet_variant/); first here so that reports group by it before the keys it sets.
     variant: str | None = None
-    model: Any = MISSING
+    model: Any = MISSING  # a ModelConfig subclass, chosen by the model group
     dataset: DatasetConfig = MISSING
-    optimizer: Any = MISSING
+    optimizer: Any = MISSING  # an OptimizerConfig subclass
     scheduler: SchedulerConfig = MISSING
     regularization: RegularizationConfig = MISSING
-    input_size: int = 28  # images are padded or resized to input_size x input_size
-    resize: Resize = Resize.pad
+    # Images are padded or resized to input_size x input_size. null: the model's native size
+    # (as its module registers it, e.g. 32 for the 1998 LeNet-5), else the dataset's own.
+    input_size: int | None = None
+    resize: Resize | None = None  # null: pad when the border is whole pixels, else resize
     seed: int = 0
     epochs: int = 5
     batch_size: int = 256
     eval_batch_size: int = 1024
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    threads: int = 0  # torch intra-op threads; 0 keeps torch's default (one per core)
+    device: str = field(default="auto", metadata=RUNTIME)  # auto (CUDA when present) | cpu | cuda:N
+    # torch intra-op threads; 0 keeps torch's default (one per core), or one per parallel job
+    threads: int = field(default=0, metadata=RUNTIME)
     compile: bool = False  # torch.compile the model (pays off on GPUs; see benchmarks/)
     amp: bool = False  # bfloat16 mixed precision (autocast) for training and evaluation
-    mode: Mode = Mode.train
-    ckpt: str | None = None  # checkpoint for mode=eval / mode=predict
-    predict: PredictConfig = field(default_factory=PredictConfig)
-    figures: bool = True
-    progress: bool = True
+    mode: Mode = field(default=Mode.train, metadata=RUNTIME)
+    ckpt: str | None = field(default=None, metadata=RUNTIME)  # for mode=eval / mode=predict
+    predict: PredictConfig = field(default_factory=PredictConfig, metadata=RUNTIME)
+    figures: bool = field(default=True, metadata=RUNTIME)
+    progress: bool = field(default=True, metadata=RUNTIME)  # tqdm bars (off when not a terminal)
 
 
-MODEL_SCHEMAS: dict[str, type[ModelConfig]] = {
-    "lenet5": LeNet5Config,
-    "lenet5_classic": LeNet5ClassicConfig,
-    "mlp": MLPConfig,
-    "alexnet": AlexNetConfig,
-    "alexnet_small": AlexNetSmallConfig,
-}
-OPTIMIZER_SCHEMAS: dict[str, type[OptimizerConfig]] = {
+OPTIMIZERS: dict[str, type[OptimizerConfig]] = {
     "sgd": SGDConfig,
     "adam": AdamConfig,
-    "adamw": AdamConfig,
+    "adamw": AdamWConfig,
 }
-DATASETS = ("fashion", "mnist")
-SCHEDULERS = ("none", "onecycle", "cosine")
+# Config groups that name a study rather than a value; left out of job folder names.
+STUDY_GROUPS = ("experiment", "hparams_search")
 
-# Keys that change how a run executes but not what it computes; left out of the config hash.
-RUNTIME_KEYS = ("mode", "ckpt", "predict", "threads", "progress", "figures", "device")
+
+def runtime_keys(schema: type = RunConfig, prefix: str = "") -> tuple[str, ...]:
+    """Dotted keys marked RUNTIME in the schema (a marked group counts with all its keys)."""
+    keys: list[str] = []
+    hints = get_type_hints(schema)
+    for item in fields(schema):
+        name, kind = f"{prefix}{item.name}", hints[item.name]
+        if item.metadata.get("runtime"):
+            keys += (
+                [f"{name}.{leaf.name}" for leaf in fields(kind)] if is_dataclass(kind) else [name]
+            )
+        elif is_dataclass(kind):
+            keys += runtime_keys(kind, f"{name}.")
+    return tuple(keys)
 
 
 def register_configs() -> None:
     """Store the schemas in Hydra's ConfigStore (call once before composing)."""
     cs = ConfigStore.instance()
     cs.store(group="schema", name="run", node=RunConfig)
-    for name, schema in MODEL_SCHEMAS.items():
-        cs.store(group="schema/model", name=name, node=schema)
-    for name, schema in OPTIMIZER_SCHEMAS.items():
-        cs.store(group="schema/optimizer", name=name, node=schema(name=name))
+    for name, spec in MODELS.items():
+        cs.store(group="schema/model", name=name, node=spec.schema)
+    for name, schema in OPTIMIZERS.items():
+        cs.store(group="schema/optimizer", name=name, node=schema)
     cs.store(group="schema/dataset", name="dataset", node=DatasetConfig)
     cs.store(group="schema/scheduler", name="scheduler", node=SchedulerConfig)
     cs.store(group="schema/regularization", name="regularization", node=RegularizationConfig)
-
-
-def _require(ok: bool, key: str, value: object, rule: str) -> None:
-    if not ok:
-        raise SweeplabError(f"invalid config: {key}={value!r}: {rule}")
+    # Job folders are named by their overrides, minus the keys that do not change results.
+    exclude = [*STUDY_GROUPS, *runtime_keys()]
+    names = {"job": {"config": {"override_dirname": {"exclude_keys": exclude}}}}
+    cs.store(group="schema", name="job_names", package="_global_", node={"hydra": names})
 
 
 def _reject_unknown_keys(node: DictConfig, prefix: str = "") -> None:
@@ -292,7 +191,7 @@ def _reject_unknown_keys(node: DictConfig, prefix: str = "") -> None:
             raise SweeplabError(
                 f"invalid config: unknown key {name!r}; known keys here: {sorted(known)}"
             )
-        child = node._get_node(key)
+        child = node[key]
         if isinstance(child, DictConfig):
             _reject_unknown_keys(child, f"{name}.")
 
@@ -301,25 +200,25 @@ def check_config(cfg: DictConfig) -> RunConfig:
     """Check value ranges and return the config as dataclass objects; raise on the first bad one."""
     _reject_unknown_keys(cfg)
     run: RunConfig = OmegaConf.to_object(cfg)  # type: ignore[assignment]
-    _require(run.epochs >= 1, "epochs", run.epochs, "must be at least 1")
-    _require(run.batch_size >= 1, "batch_size", run.batch_size, "must be at least 1")
-    _require(run.eval_batch_size >= 1, "eval_batch_size", run.eval_batch_size, "must be >= 1")
-    _require(run.threads >= 0, "threads", run.threads, "must be >= 0 (0 = torch's default)")
-    _require(run.predict.n >= 1, "predict.n", run.predict.n, "must be at least 1")
+    require(run.epochs >= 1, "epochs", run.epochs, "must be at least 1")
+    require(run.batch_size >= 1, "batch_size", run.batch_size, "must be at least 1")
+    require(run.eval_batch_size >= 1, "eval_batch_size", run.eval_batch_size, "must be >= 1")
+    require(run.threads >= 0, "threads", run.threads, "must be >= 0 (0 = torch's default)")
+    require(run.predict.n >= 1, "predict.n", run.predict.n, "must be at least 1")
 
+    assert isinstance(run.model, ModelConfig)
+    model = model_spec(run.model.name)
     run.model.check()
 
     opt = run.optimizer
-    _require(opt.name in OPTIMIZER_SCHEMAS, "optimizer.name", opt.name, "unknown optimizer")
-    _require(math.isfinite(opt.lr) and opt.lr > 0, "optimizer.lr", opt.lr, "must be > 0")
-    sched = run.scheduler
-    _require(sched.name in SCHEDULERS, "scheduler.name", sched.name, f"use one of {SCHEDULERS}")
-    _require(0 <= sched.warmup < 1, "scheduler.warmup", sched.warmup, "must be in [0, 1)")
+    require(math.isfinite(opt.lr) and opt.lr > 0, "optimizer.lr", opt.lr, "must be > 0")
+    warmup = run.scheduler.warmup
+    require(0 <= warmup < 1, "scheduler.warmup", warmup, "must be in [0, 1)")
 
     reg = run.regularization
-    _require(reg.weight_decay >= 0, "regularization.weight_decay", reg.weight_decay, "must be >= 0")
-    _require(reg.noise_std >= 0, "regularization.noise_std", reg.noise_std, "must be >= 0")
-    _require(
+    require(reg.weight_decay >= 0, "regularization.weight_decay", reg.weight_decay, "must be >= 0")
+    require(reg.noise_std >= 0, "regularization.noise_std", reg.noise_std, "must be >= 0")
+    require(
         0 <= reg.label_smoothing < 1,
         "regularization.label_smoothing",
         reg.label_smoothing,
@@ -327,28 +226,28 @@ def check_config(cfg: DictConfig) -> RunConfig:
     )
 
     data = run.dataset
-    _require(data.name in DATASETS, "dataset.name", data.name, f"use one of {DATASETS}")
-    _require(
-        1 <= data.val_size <= 59_000,
-        "dataset.val_size",
-        data.val_size,
-        "must be between 1 and 59000 (it is carved from the 60000 training images)",
-    )
+    image = dataset_spec(data.name).image_size
+    require(data.val_size >= 1, "dataset.val_size", data.val_size, "must be at least 1")
     if data.subset is not None:
-        _require(data.subset >= 1, "dataset.subset", data.subset, "must be >= 1 or null")
+        require(data.subset >= 1, "dataset.subset", data.subset, "must be >= 1 or null")
 
-    _require(run.input_size >= 8, "input_size", run.input_size, "must be at least 8")
+    if run.input_size is None:
+        run.input_size = model.native_size or image
+    require(run.input_size >= 8, "input_size", run.input_size, "must be at least 8")
+    border = run.input_size - image
+    if run.resize is None:
+        run.resize = Resize.pad if border >= 0 and border % 2 == 0 else Resize.resize
     if run.resize == Resize.pad:
-        _require(
-            run.input_size >= 28 and (run.input_size - 28) % 2 == 0,
+        require(
+            border >= 0 and border % 2 == 0,
             "input_size",
             run.input_size,
-            "padding centres the 28x28 image, so the size must be 28 + an even number; "
-            "add resize=resize for other sizes",
+            f"padding centres the {image}x{image} images, so the size must be {image} + an even "
+            "number; add resize=resize for other sizes",
         )
 
     if run.mode in (Mode.eval, Mode.predict):
-        _require(
+        require(
             bool(run.ckpt),
             "ckpt",
             run.ckpt,
@@ -358,11 +257,21 @@ def check_config(cfg: DictConfig) -> RunConfig:
     return run
 
 
-def config_hash(cfg: DictConfig) -> str:
-    """A short hash of everything in the resolved config that can change a run's numbers."""
-    container = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+def as_container(run: RunConfig) -> dict[str, Any]:
+    """The checked config as plain values (enums as strings): what checkpoints record."""
+    container = OmegaConf.to_container(OmegaConf.structured(run), enum_to_str=True)
     assert isinstance(container, dict)
-    for key in RUNTIME_KEYS:
-        container.pop(key, None)
+    return container
+
+
+def config_hash(run: RunConfig) -> str:
+    """A short hash of everything in the checked config that can change a run's numbers."""
+    container = as_container(run)
+    for key in runtime_keys():
+        *parents, leaf = key.split(".")
+        node = container
+        for parent in parents:
+            node = node[parent]
+        node.pop(leaf, None)
     text = json.dumps(container, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

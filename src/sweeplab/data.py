@@ -1,77 +1,53 @@
-"""Datasets as in-memory tensors: find the IDX files offline first, parse them, split, normalise.
+"""Datasets as in-memory tensors: read the files once (cached), split, pad or resize, normalise.
 
 Each split is loaded once, padded or resized once and normalised once with training-set
 statistics; training then batches by index. The validation split is carved from the training
-images with a fixed seed; the official test split is never touched for choices.
+images with a fixed seed; the official test split is never touched for choices. What a
+dataset is (files, channels, size, classes) comes from its entry in `datasets.py`.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import logging
 import math
 import os
 import tempfile
-import zlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from sweeplab.config import DatasetConfig, Resize
+from sweeplab.datasets import DatasetSpec, RawSplits, dataset_spec, find_files
 from sweeplab.errors import SweeplabError
 
 log = logging.getLogger(__name__)
 
-DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
-IDX_FILES = {
-    "train_images": "train-images-idx3-ubyte",
-    "train_labels": "train-labels-idx1-ubyte",
-    "test_images": "t10k-images-idx3-ubyte",
-    "test_labels": "t10k-labels-idx1-ubyte",
-}
-IDX_IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
-IDX_LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    folder: str  # torchvision's folder name under the root
-    classes: tuple[str, ...]
-
-
-DATASETS = {
-    "fashion": DatasetInfo(
-        "FashionMNIST",
-        (
-            "T-shirt/top",
-            "Trouser",
-            "Pullover",
-            "Dress",
-            "Coat",
-            "Sandal",
-            "Shirt",
-            "Sneaker",
-            "Bag",
-            "Ankle boot",
-        ),
-    ),
-    "mnist": DatasetInfo("MNIST", tuple(str(digit) for digit in range(10))),
-}
-
-
-# Above this many bytes of float images (all splits) images stay 28x28 uint8 in memory and are
-# padded / resized per batch (AlexNet's 227x227 would need 14 GB); 32x32 needs 0.29 GB.
+# Above this many bytes of float images (all splits) images stay uint8 at their own size in
+# memory and are padded / resized per batch (AlexNet's 227x227 would need 14 GB of FashionMNIST);
+# 32x32 needs 0.29 GB.
 MAX_EAGER_BYTES = 2 * 1024**3
+CACHE_VERSION = "2"  # bump when the cached tensors change layout (2: N x C x H x W)
+
+
+def _to_size(x: torch.Tensor, size: int, resize: Resize) -> torch.Tensor:
+    """uint8 N x C x h x w -> float N x C x size x size in pixel units (0..1)."""
+    x = x.float().div_(255)
+    if x.shape[-1] == size:
+        return x
+    if resize == Resize.pad:
+        border = (size - x.shape[-1]) // 2
+        return F.pad(x, (border, border, border, border))
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
 
 
 class LazyImages:
-    """28x28 uint8 images that are padded or resized and normalised per batch when indexed.
+    """uint8 images that are padded or resized and normalised per batch when indexed.
 
-    Stands in for a float NCHW tensor where the trainer only indexes, slices and asks the
-    length and device; each batch equals the matching rows of the eager tensor.
+    Stands in for a float NCHW tensor where the training loop only indexes, slices and asks
+    the length and device; each batch equals the matching rows of the eager tensor.
     """
 
     def __init__(
@@ -91,7 +67,7 @@ class LazyImages:
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
-        return (len(self.raw), 1, self.size, self.size)
+        return (len(self.raw), self.raw.shape[1], self.size, self.size)
 
     def to(self, device: torch.device | str) -> LazyImages:
         return LazyImages(self.raw.to(device), self.size, self.resize, self.mean, self.std)
@@ -111,152 +87,59 @@ class Splits:
     test_x: Images
     test_y: torch.Tensor
     classes: tuple[str, ...]
-    mean: float  # of the training split, in pixel units (0..1), after padding/resizing
+    mean: float  # of the training split over all pixels and channels, in pixel units (0..1)
     std: float
-    source: str  # the folder the IDX files came from
+    source: str  # the folder the files came from
     load_seconds: float = float("nan")  # reading, splitting, normalising, moving to the device
 
     def to_pixels(self, x: torch.Tensor) -> torch.Tensor:  # a batch, never LazyImages
         """Undo the normalisation (for showing images), on the CPU."""
         return x.cpu() * self.std + self.mean
 
-
-def _file_in(folder: Path, stem: str) -> Path | None:
-    for name in (stem, stem + ".gz"):
-        if (folder / name).is_file():
-            return folder / name
-    return None
-
-
-def candidate_folders(cfg: DatasetConfig) -> list[Path]:
-    """Folders searched for the four IDX files, in order."""
-    info = DATASETS[cfg.name]
-    folders = [Path(cfg.root) / info.folder / "raw", Path(cfg.root) / info.folder]
-    if cfg.name == "fashion":
-        folders.append(DEBIAN_FASHION_DIR)
-    return folders
+    def to(self, device: torch.device) -> Splits:
+        """The same splits on `device`."""
+        for name in ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y"):
+            setattr(self, name, getattr(self, name).to(device))
+        return self
 
 
-def find_idx_files(cfg: DatasetConfig) -> dict[str, Path]:
-    """Return the four IDX files, downloading only when `download=true`; else raise."""
-    for folder in candidate_folders(cfg):
-        files = {key: _file_in(folder, stem) for key, stem in IDX_FILES.items()}
-        if all(files.values()):
-            return files  # type: ignore[return-value]
-    info = DATASETS[cfg.name]
-    if cfg.download:
-        _download(cfg)
-        return find_idx_files(replace(cfg, download=False))
-    debian = (
-        f"(2) apt-get install dataset-fashion-mnist (puts them in {DEBIAN_FASHION_DIR}/)"
-        if cfg.name == "fashion"
-        else "(2) copy them from another machine into that folder"
-    )
-    raise SweeplabError(
-        f"{info.folder} not found: get it one of three ways: (1) put the four IDX files "
-        f"(train-images-idx3-ubyte[.gz], ...) in {Path(cfg.root) / info.folder / 'raw'}/ or point "
-        f"dataset.root at their parent; {debian}; (3) add dataset.download=true (needs internet)"
-    )
+def cache_path(files: list[Path], cache_dir: Path) -> Path:
+    """The cache file for these files: named by their paths, sizes and modification times."""
+    key = hashlib.sha256(CACHE_VERSION.encode())
+    for path in files:
+        stat = path.stat()
+        key.update(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return cache_dir / f"raw-{key.hexdigest()[:16]}.pt"
 
 
-def _download(cfg: DatasetConfig) -> None:
-    import torchvision  # only here: the offline path never needs it
-
-    dataset_class = getattr(torchvision.datasets, DATASETS[cfg.name].folder)
-    for train in (True, False):
-        dataset_class(cfg.root, train=train, download=True)
-
-
-def read_idx(path: Path, magic: int) -> torch.Tensor:
-    """Parse one IDX file (optionally gzipped) into a uint8 tensor; raise naming a bad file."""
-    fix = "delete it and get it again (see dataset.root, the Debian package, dataset.download)"
-    try:
-        if path.suffix == ".gz":
-            with gzip.open(path) as file:
-                raw = file.read()
-        else:
-            raw = path.read_bytes()
-    except (OSError, EOFError, zlib.error) as err:
-        raise SweeplabError(f"corrupt or truncated IDX file {path} ({err}): {fix}") from err
-    if len(raw) < 8 or int.from_bytes(raw[:4], "big") != magic:
-        raise SweeplabError(f"{path} is not an IDX file of the expected kind: {fix}")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    shape = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    expected = header + int(torch.tensor(shape).prod())
-    if len(raw) != expected:
-        raise SweeplabError(
-            f"truncated or corrupt IDX file {path}: {len(raw)} bytes, its header promises "
-            f"{expected}: {fix}"
-        )
-    return torch.frombuffer(bytearray(raw[header:]), dtype=torch.uint8).reshape(shape)
-
-
-def _read_split(images: Path, labels: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    x = read_idx(images, IDX_IMAGES_MAGIC)
-    y = read_idx(labels, IDX_LABELS_MAGIC)
-    if x.shape[0] != y.shape[0] or tuple(x.shape[1:]) != (28, 28) or int(y.max()) > 9:
-        raise SweeplabError(
-            f"{images} holds {tuple(x.shape)} images for {y.shape[0]} labels in {labels}; "
-            "expected N 28x28 images and N labels 0..9: get the files again"
-        )
-    return x, y.long()
-
-
-def _read_all(files: dict[str, Path]) -> tuple[torch.Tensor, ...]:
-    train_x, train_y = _read_split(files["train_images"], files["train_labels"])
-    test_x, test_y = _read_split(files["test_images"], files["test_labels"])
-    return train_x, train_y, test_x, test_y
-
-
-def cache_path(files: dict[str, Path], cache_dir: Path) -> Path:
-    """The cache file for these IDX files: named by their paths, sizes and modification times."""
-    key = hashlib.sha256()
-    for name in sorted(files):
-        stat = files[name].stat()
-        key.update(f"{files[name].resolve()}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
-    return cache_dir / f"idx-{key.hexdigest()[:16]}.pt"
-
-
-def read_cached(files: dict[str, Path], cache_dir: Path) -> tuple[torch.Tensor, ...]:
-    """The four IDX tensors, from a tensor file written on first use (~0.05 s instead of ~0.6 s).
+def read_cached(files: list[Path], spec: DatasetSpec, cache_dir: Path) -> RawSplits:
+    """The raw tensors, from a tensor file written on first use (~0.05 s instead of ~0.6 s).
 
     Parallel jobs may write the cache at once: each writes its own temporary file and renames
     it into place. A cache that cannot be written or read is skipped (and rebuilt when bad).
     """
+    names = ("train_x", "train_y", "test_x", "test_y")
     path = cache_path(files, cache_dir)
     if path.is_file():
         try:
             cached = torch.load(path, weights_only=True)
-            return cached["train_x"], cached["train_y"], cached["test_x"], cached["test_y"]
+            return tuple(cached[name] for name in names)  # type: ignore[return-value]
         except Exception as err:  # a torn or foreign file: parse again and rewrite it
             log.warning("ignoring unreadable data cache %s (%s)", path, err)
-    tensors = _read_all(files)
+    tensors = spec.read(files, spec)
     tmp = None
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=f".{path.name}.")
         with os.fdopen(fd, "wb") as file:
-            names = ("train_x", "train_y", "test_x", "test_y")
             torch.save(dict(zip(names, tensors, strict=True)), file)
         os.chmod(tmp, 0o644)  # mkstemp makes it private
         os.replace(tmp, path)
     except OSError as err:
-        log.info("data cache not written (%s); the IDX files are parsed every run", err)
+        log.info("data cache not written (%s); the files are parsed every run", err)
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)  # a half-written cache must not stay behind
     return tensors
-
-
-def _to_size(x: torch.Tensor, size: int, resize: Resize) -> torch.Tensor:
-    """uint8 N x 28 x 28 -> float N x 1 x size x size in pixel units (0..1)."""
-    x = x.unsqueeze(1).float().div_(255)
-    if size == 28:
-        return x
-    if resize == Resize.pad:
-        border = (size - 28) // 2
-        return F.pad(x, (border, border, border, border))
-    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
 
 
 def _pixel_stats(raw: torch.Tensor, size: int, resize: Resize) -> tuple[float, float]:
@@ -274,13 +157,14 @@ def _pixel_stats(raw: torch.Tensor, size: int, resize: Resize) -> tuple[float, f
 
 def load_splits(
     cfg: DatasetConfig,
-    input_size: int = 28,
-    resize: Resize = Resize.pad,
+    input_size: int,
+    resize: Resize,
     stats: tuple[float, float] | None = None,
 ) -> Splits:
     """Load train / val / test as normalised tensors (stats: reuse a checkpoint's mean and std)."""
-    files = find_idx_files(cfg)
-    train_x, train_y, test_x, test_y = read_cached(files, Path(cfg.root) / "cache")
+    spec = dataset_spec(cfg.name)
+    files = find_files(spec, Path(cfg.root), cfg.download)
+    train_x, train_y, test_x, test_y = read_cached(files, spec, Path(cfg.root) / "cache")
     if cfg.val_size >= len(train_x):
         raise SweeplabError(
             f"invalid config: dataset.val_size={cfg.val_size}: the training set has only "
@@ -296,7 +180,8 @@ def load_splits(
     if stats is None:
         stats = _pixel_stats(train_x[train_idx], input_size, resize)
     mean, std = stats
-    eager = (len(train_x) + len(test_x)) * input_size**2 * 4 <= MAX_EAGER_BYTES
+    values = (len(train_x) + len(test_x)) * spec.channels * input_size**2
+    eager = values * 4 <= MAX_EAGER_BYTES
 
     def images(raw: torch.Tensor) -> Images:
         if eager:
@@ -310,8 +195,8 @@ def load_splits(
         val_y=train_y[val_idx],
         test_x=images(test_x),
         test_y=test_y,
-        classes=DATASETS[cfg.name].classes,
+        classes=spec.classes,
         mean=mean,
         std=std,
-        source=str(files["train_images"].parent),
+        source=str(files[0].parent),
     )

@@ -1,4 +1,4 @@
-"""The one training loop and the one `evaluate`, with optimizer and lr schedule builders."""
+"""One pass over a split: `train_epoch` (shuffled batches, one step each) and `evaluate`."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
-
-from sweeplab.config import OptimizerConfig, SchedulerConfig
 
 PROGRESS_EVERY = 20  # batches between progress-bar updates and divergence checks
 ESTIMATE_AFTER = 3  # batches timed (after a warm-up batch) for the epoch-time estimate
@@ -60,52 +58,6 @@ class EvalResult(SplitResult):
     predictions: torch.Tensor  # predicted class per image, on the CPU
 
 
-def build_optimizer(
-    model: nn.Module, cfg: OptimizerConfig, weight_decay: float
-) -> torch.optim.Optimizer:
-    """SGD (momentum, Nesterov), Adam (L2 weight decay) or AdamW (decoupled weight decay)."""
-    params = model.parameters()
-    if cfg.name == "sgd":
-        return torch.optim.SGD(
-            params,
-            lr=cfg.lr,
-            momentum=cfg.momentum,
-            nesterov=cfg.nesterov and cfg.momentum > 0,
-            weight_decay=weight_decay,
-        )
-    optimizer_class = torch.optim.AdamW if cfg.name == "adamw" else torch.optim.Adam
-    return optimizer_class(
-        params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=weight_decay
-    )
-
-
-def build_scheduler(
-    optimizer: torch.optim.Optimizer, cfg: SchedulerConfig, total_steps: int
-) -> torch.optim.lr_scheduler.LRScheduler:
-    """A per-batch lr schedule: constant, one-cycle, or cosine decay after a linear warmup."""
-    if cfg.name == "onecycle":
-        # OneCycleLR divides by its phase lengths: keep over one step in each (tiny runs).
-        pct_start = min(max(cfg.warmup, 1.5 / total_steps), 1 - 0.5 / total_steps)
-        return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer,
-            max_lr=[group["lr"] for group in optimizer.param_groups],
-            total_steps=total_steps,
-            pct_start=pct_start,
-            cycle_momentum=False,  # keep the optimizer's own momentum / betas
-        )
-    warmup_steps = int(cfg.warmup * total_steps)
-
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        if cfg.name == "none":
-            return 1.0
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
 def steps_per_epoch(train_size: int, batch_size: int) -> int:
     """Full batches per epoch (the remainder is dropped; the shuffle changes it every epoch)."""
     return max(1, train_size // batch_size)
@@ -118,7 +70,7 @@ def train_epoch(
     x: torch.Tensor,
     y: torch.Tensor,
     batch_size: int,
-    noise_std: float = 0.0,
+    noise: float = 0.0,
     label_smoothing: float = 0.0,
     description: str = "train",
     progress: bool = True,
@@ -126,6 +78,8 @@ def train_epoch(
     hflip: bool = False,
 ) -> EpochResult:
     """One pass over shuffled full batches; flips and noise touch training batches only.
+
+    `noise` is the std of the Gaussian input noise in the units of `x` (normalised images).
 
     Loss and accuracy are running averages over the epoch's batches, measured on the noisy
     inputs in training mode (dropout on), as the model changes.
@@ -149,8 +103,8 @@ def train_epoch(
         if hflip:  # mirror a random half of the batch, image by image
             flipped = torch.rand(len(inputs), device=inputs.device) < 0.5
             inputs = torch.where(flipped[:, None, None, None], inputs.flip(3), inputs)
-        if noise_std > 0:
-            inputs = inputs + noise_std * torch.randn_like(inputs)
+        if noise > 0:
+            inputs = inputs + noise * torch.randn_like(inputs)
         with autocast(x.device, amp):
             logits = model(inputs)
             loss = F.cross_entropy(logits, targets, label_smoothing=label_smoothing)

@@ -35,12 +35,14 @@ def sample_predictions(
     classes: tuple[str, ...],
     out: Path,
 ) -> None:
-    """Test images in grayscale with true and predicted labels (wrong ones in red)."""
+    """Test images (C x H x W, pixel units) with true and predicted labels (wrong ones in red);
+    one-channel images in grayscale."""
     count = len(images)
     fig = Figure(figsize=(2.2 * count, 2.6))
     axes = fig.subplots(1, count, squeeze=False)
     for ax, image, label, guess in zip(axes[0], images, labels, predicted, strict=True):
-        ax.imshow(image.squeeze(0).numpy(), cmap="gray")
+        pixels = image.clamp(0, 1).permute(1, 2, 0).numpy()  # H x W x C, as imshow wants
+        ax.imshow(pixels.squeeze(2) if pixels.shape[2] == 1 else pixels, cmap="gray")
         ax.set_title(
             f"true: {classes[label]}\npred: {classes[guess]}",
             fontsize=9,

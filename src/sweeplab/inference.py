@@ -2,52 +2,94 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
-from sweeplab import figures
-from sweeplab.config import RunConfig
-from sweeplab.data import Splits
+from sweeplab.config import RunConfig, as_container, check_config
+from sweeplab.data import Splits, load_splits
+from sweeplab.datasets import dataset_spec
+from sweeplab.epoch import evaluate
 from sweeplab.errors import SweeplabError
-from sweeplab.run_folder import load_checkpoint, write_json
-from sweeplab.session import prepare
-from sweeplab.training import evaluate
+from sweeplab.models import MODELS, build_model
+from sweeplab.run_folder import CONFUSION_MATRIX, Checkpoint, write_json
+from sweeplab.runtime import memory_format, set_up
+
+# What a checkpoint must share with the config that uses it (model. means every model field).
+MUST_MATCH = ("dataset.name", "model.", "input_size", "resize")
 
 
-def _load_for(run: RunConfig) -> tuple[dict[str, Any], torch.nn.Module, Splits]:
-    """Load `run.ckpt`, check it fits the configured model and input size, return model + data."""
+def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _override(key: str, value: Any) -> str:
+    """`key=value` as typed on the command line (JSON for lists, booleans and null)."""
+    text = value if isinstance(value, str) else json.dumps(value).replace(" ", "")
+    return f"{key}={text}"
+
+
+def check_fits(checkpoint: Checkpoint, run: RunConfig, ckpt: str) -> None:
+    """Raise one line naming every field in which the checkpoint and the config differ."""
+    saved, current = _flat(checkpoint.config), _flat(as_container(run))
+    if saved.get("model.name") != current.get("model.name"):
+        # Another model: its group, then each field the checkpoint set away from its default.
+        name = saved.get("model.name")
+        spec = MODELS.get(str(name))
+        schema = OmegaConf.structured(spec.schema) if spec else OmegaConf.create()
+        defaults = _flat({"model": OmegaConf.to_container(schema, enum_to_str=True)})
+        fixes = [f"model={name}"] + [
+            _override(k, v)
+            for k, v in saved.items()
+            if k.startswith("model.") and k != "model.name" and defaults.get(k) != v
+        ]
+        raise SweeplabError(
+            f"checkpoint {ckpt} holds a {name} model, but this run is configured with "
+            f"model.name={current.get('model.name')}: add {' '.join(fixes)}"
+        )
+    keys = [k for k in sorted(saved.keys() | current.keys()) if k.startswith(MUST_MATCH)]
+    differ = [k for k in keys if saved.get(k) != current.get(k)]
+    if differ:
+        was = ", ".join(_override(k, saved.get(k)) for k in differ)
+        now = ", ".join(_override(k, current.get(k)) for k in differ)
+        raise SweeplabError(
+            f"checkpoint {ckpt} was trained with {was}, but this run is configured with {now}: "
+            f"add {' '.join(_override(k, saved.get(k)) for k in differ)}"
+        )
+
+
+def _load_for(run: RunConfig) -> tuple[Checkpoint, nn.Module, Splits]:
+    """Load `run.ckpt`, check it fits the config, return it with its model and the data."""
     assert run.ckpt is not None
-    state = load_checkpoint(run.ckpt)
-    saved = state["config"]
-    current = OmegaConf.to_container(OmegaConf.structured(run), enum_to_str=True)
-    assert isinstance(current, dict)
-    for key in ("model", "input_size", "resize"):
-        if saved.get(key) != current[key]:
-            overrides = _overrides_for(saved, key)
-            raise SweeplabError(
-                f"checkpoint {run.ckpt} was trained with {key} {saved.get(key)}, "
-                f"but this run is configured with {current[key]}: add {overrides}"
-            )
-    norm = state["normalization"]
-    model, data, _ = prepare(run, stats=(norm["mean"], norm["std"]))
-    model.load_state_dict(state["model"])
-    return state, model, data
+    checkpoint = Checkpoint.load(run.ckpt)
+    check_fits(checkpoint, run, run.ckpt)
+    spec = dataset_spec(run.dataset.name)
+    device = set_up(run.threads, run.device, run.seed)
+    model = build_model(run.model, spec.channels, run.input_size, spec.num_classes)
+    model.load_state_dict(checkpoint.model)
+    model = model.to(device, memory_format=memory_format(model, device))
+    stats = (checkpoint.normalization["mean"], checkpoint.normalization["std"])
+    data = load_splits(run.dataset, run.input_size, run.resize, stats).to(device)
+    return checkpoint, model, data
 
 
-def _overrides_for(saved: dict[str, Any], key: str) -> str:
-    if key in ("input_size", "resize"):
-        return f"{key}={saved[key]}"
-    return f"model={saved['model']['name']} (and its model.* keys)"
-
-
-def evaluate_checkpoint(run: RunConfig, run_dir: Path) -> dict[str, Any]:
+def evaluate_checkpoint(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Test loss, accuracy and per-class accuracy of a checkpoint, printed and saved (eval.json)."""
+    run = check_config(cfg)
     started = time.perf_counter()
-    state, model, data = _load_for(run)
+    checkpoint, model, data = _load_for(run)
     test = evaluate(model, data.test_x, data.test_y, run.eval_batch_size, run.amp)
     labels = data.test_y.cpu()
     per_class = {
@@ -57,7 +99,7 @@ def evaluate_checkpoint(run: RunConfig, run_dir: Path) -> dict[str, Any]:
     }
     result = {
         "checkpoint": str(run.ckpt),
-        "checkpoint_epoch": state.get("epoch"),
+        "checkpoint_epoch": checkpoint.epoch,
         "test_loss": test.loss,
         "test_accuracy": test.accuracy,
         "test_size": len(labels),
@@ -66,22 +108,27 @@ def evaluate_checkpoint(run: RunConfig, run_dir: Path) -> dict[str, Any]:
     }
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_dir / "eval.json", result)
-    print(f"checkpoint {run.ckpt} (epoch {state.get('epoch')}) on {len(labels)} test images:")
+    print(f"checkpoint {run.ckpt} (epoch {checkpoint.epoch}) on {len(labels)} test images:")
     print(f"  test loss {test.loss:.4f}, accuracy {100 * test.accuracy:.2f}%")
     for name, accuracy in per_class.items():
         print(f"  {name:>12}: {100 * accuracy:6.2f}%")
     if run.figures:
+        from sweeplab import figures  # matplotlib and seaborn: only when figures are drawn
+
         matrix = figures.confusion_matrix(labels, test.predictions, data.classes)
-        figures.plot_confusion_matrix(matrix, data.classes, run_dir / "confusion_matrix.png")
+        figures.plot_confusion_matrix(matrix, data.classes, run_dir / CONFUSION_MATRIX)
     return result
 
 
-def predict(run: RunConfig, run_dir: Path) -> dict[str, Any]:
+def predict(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Predict `predict.n` test images (chosen by `seed`); print them and save a figure + CSV."""
+    from sweeplab import figures
+
+    run = check_config(cfg)
     _, model, data = _load_for(run)
     generator = torch.Generator().manual_seed(run.seed)
     count = min(run.predict.n, len(data.test_y))
-    index = torch.randperm(len(data.test_y), generator=generator)[:count].to(data.test_x.device)
+    index = torch.randperm(len(data.test_y), generator=generator)[:count].to(data.test_y.device)
     with torch.inference_mode():
         model.eval()
         probabilities = model(data.test_x[index]).softmax(1).cpu()
@@ -99,9 +146,10 @@ def predict(run: RunConfig, run_dir: Path) -> dict[str, Any]:
         )
     ]
     run_dir.mkdir(parents=True, exist_ok=True)
-    lines = ["test_index,true,predicted,confidence"]
-    lines += [f"{r['test_index']},{r['true']},{r['predicted']},{r['confidence']}" for r in rows]
-    (run_dir / "predictions.csv").write_text("\n".join(lines) + "\n")
+    with (run_dir / "predictions.csv").open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
     images = data.to_pixels(data.test_x[index])
     figures.sample_predictions(images, labels, predicted, data.classes, run_dir / "predictions.png")
     for r in rows:

@@ -1,58 +1,67 @@
-"""The run-folder contract that analysis reads: metrics.csv, summary.json, checkpoints.
+"""The run-folder contract that analysis reads: metrics.csv, summary.json, checkpoints, figures.
 
-Every write here survives a crash: metrics rows are flushed as they are written, and
-summary.json and checkpoints are written to a temporary file and renamed into place.
+`Summary` and `Checkpoint` are the typed forms of summary.json and checkpoints/*.pt, each with
+its own write and load. Every write here survives a crash: metrics rows are flushed as they
+are written, and summary.json and checkpoints go to a temporary file of this process that is
+then renamed into place. `decide_start` says what a run does in a folder that already holds
+one: skip it, resume it, or start afresh.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
 from sweeplab.errors import SweeplabError
 
+log = logging.getLogger(__name__)
+
+# What a training run writes into its folder (Hydra's .hydra/ and run.log aside).
+METRICS = "metrics.csv"
+SUMMARY = "summary.json"
+CHECKPOINTS = "checkpoints"  # last.pt and best.pt
+LEARNING_CURVES = "learning_curves.png"
+TEST_SAMPLES = "test_samples.png"
+CONFUSION_MATRIX = "confusion_matrix.png"
+TRAINING_OUTPUTS = (METRICS, SUMMARY, CHECKPOINTS, LEARNING_CURVES, TEST_SAMPLES, CONFUSION_MATRIX)
 METRICS_COLUMNS = ("epoch", "split", "loss", "accuracy", "lr", "seconds", "images_per_second")
 
 
-class MetricsWriter:
-    """Appends rows to metrics.csv and flushes each one, so a crash loses nothing written.
-
-    `rows` first replaces the file (atomically) with exactly those rows: a resumed run passes
-    the rows its checkpoint holds, so metrics.csv never gets duplicate or orphaned epochs.
-    """
-
-    def __init__(self, path: Path, rows: list[dict[str, Any]] | None = None) -> None:
-        self.path = path
-        if rows is not None:
-            _replace_atomically(path, lambda tmp: _write_rows(tmp, rows))
-        new_file = not path.exists() or path.stat().st_size == 0
-        self._file = path.open("a", newline="")
-        self._writer = csv.DictWriter(self._file, fieldnames=METRICS_COLUMNS)
-        if new_file:
-            self._writer.writeheader()
-            self._file.flush()
-
-    def write(self, **row: Any) -> None:
-        """Write one (epoch, split) row and flush it to disk."""
-        self._writer.writerow(_csv_row(row))
-        self._file.flush()
-        os.fsync(self._file.fileno())
-
-    def close(self) -> None:
-        self._file.close()
+def now() -> str:
+    """The time as summaries record it (UTC, ISO 8601, seconds)."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
-    with path.open("w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=METRICS_COLUMNS)
-        writer.writeheader()
-        writer.writerows(_csv_row(row) for row in rows)
+def _replace_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """Write through a temporary file of this process, then rename it over `path`."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON atomically; NaN and inf become null so every JSON reader can parse it."""
+    clean = {
+        k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in data.items()
+    }
+    _replace_atomically(path, lambda tmp: tmp.write_text(json.dumps(clean, indent=2) + "\n"))
+
+
+# --- metrics.csv -----------------------------------------------------------------------------
 
 
 def _csv_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -63,41 +72,189 @@ def _csv_row(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _replace_atomically(path: Path, write: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
+class MetricsWriter:
+    """Appends rows to metrics.csv and flushes each one, so a crash loses nothing written.
+
+    `rows` first replaces the file (atomically) with exactly those rows: a resumed run passes
+    the rows its checkpoint holds, so metrics.csv never gets duplicate or orphaned epochs.
+    """
+
+    def __init__(self, path: Path, rows: list[dict[str, Any]]) -> None:
+        def write(tmp: Path) -> None:
+            with tmp.open("w", newline="") as file:
+                writer = csv.DictWriter(file, fieldnames=METRICS_COLUMNS)
+                writer.writeheader()
+                writer.writerows(_csv_row(row) for row in rows)
+
+        _replace_atomically(path, write)
+        self._file = path.open("a", newline="")
+        self._writer = csv.DictWriter(self._file, fieldnames=METRICS_COLUMNS)
+
+    def write(self, row: dict[str, Any]) -> None:
+        """Write one (epoch, split) row and flush it to disk."""
+        self._writer.writerow(_csv_row(row))
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self._file.close()
 
 
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON atomically; NaN and inf become null so every JSON reader can parse it."""
-    clean = {
-        k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in data.items()
-    }
-
-    def write(tmp: Path) -> None:
-        tmp.write_text(json.dumps(clean, indent=2, sort_keys=False) + "\n")
-
-    _replace_atomically(path, write)
+# --- summary.json ----------------------------------------------------------------------------
 
 
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """torch.save to a temporary file, then rename: a crash never leaves half a checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _replace_atomically(path, lambda tmp: torch.save(state, tmp))
+@dataclass
+class Summary:
+    """summary.json: how a run ended and its headline numbers (None: not reached)."""
+
+    status: str = "failed"  # completed | diverged | failed | interrupted
+    error: str | None = None
+    config_hash: str | None = None
+    model: str | None = None
+    dataset: str | None = None
+    input_size: int | None = None
+    seed: int | None = None
+    epochs: int | None = None
+    started_at: str | None = None
+    params: int | None = None
+    device: str | None = None  # the device used (cpu, cuda), not the config's `auto`
+    torch_version: str | None = None
+    train_size: int | None = None
+    val_size: int | None = None
+    test_size: int | None = None
+    data_source: str | None = None
+    data_seconds: float | None = None  # reading, splitting, normalising, moving to the device
+    best_val_accuracy: float | None = None
+    best_epoch: int | None = None
+    epochs_completed: int | None = None
+    train_seconds: float | None = None
+    images_per_second: float | None = None
+    compile_seconds: float | None = None  # the first batch with compile=true
+    peak_rss_mb: float | None = None
+    test_loss: float | None = None
+    test_accuracy: float | None = None
+    finished_at: str | None = None
+
+    def end(self, status: str, error: BaseException | str | None = None) -> None:
+        """Record how the run ended."""
+        if isinstance(error, BaseException):
+            error = f"{type(error).__name__}: {error}"
+        self.status, self.error, self.finished_at = status, error, now()
+
+    def write(self, run_dir: Path) -> None:
+        write_json(run_dir / SUMMARY, {f.name: getattr(self, f.name) for f in fields(self)})
+
+    @classmethod
+    def load(cls, run_dir: Path) -> Summary | None:
+        """The folder's summary; None when it is missing or unreadable."""
+        try:
+            data = json.loads((run_dir / SUMMARY).read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict):
+            return None
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint with `weights_only=True`; raise one clear line when it is unusable."""
-    path = Path(path)
-    if not path.is_file():
-        raise SweeplabError(
-            f"checkpoint {path} does not exist: pass ckpt=<run>/checkpoints/best.pt"
-        )
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for unreadable files
-        raise SweeplabError(f"cannot read checkpoint {path}: {err}".splitlines()[0]) from err
-    if not isinstance(state, dict) or "model" not in state or "config" not in state:
-        raise SweeplabError(f"{path} is not a sweeplab checkpoint (no model state and config)")
-    return state
+# --- checkpoints -----------------------------------------------------------------------------
+
+
+@dataclass
+class Checkpoint:
+    """checkpoints/last.pt and best.pt: state dicts, tensors and plain values only, so that
+    `torch.load(path, weights_only=True)` reads them."""
+
+    config: dict[str, Any]  # the checked config, plain values
+    model: dict[str, torch.Tensor]
+    config_hash: str | None = None
+    normalization: dict[str, float] = field(default_factory=dict)  # mean, std (pixel units)
+    classes: list[str] = field(default_factory=list)
+    optimizer: dict[str, Any] = field(default_factory=dict)
+    scheduler: dict[str, Any] = field(default_factory=dict)
+    rng: torch.Tensor | None = None  # torch's CPU generator state after this epoch
+    cuda_rng: list[torch.Tensor] = field(default_factory=list)
+    epoch: int = 0
+    val_accuracy: float | None = None
+    best_val_accuracy: float | None = None
+    best_epoch: int | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)  # metrics.csv rows so far
+
+    def save(self, path: Path) -> None:
+        """torch.save to a temporary file, then rename: a crash never leaves half a checkpoint."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {f.name: getattr(self, f.name) for f in fields(self)}  # shallow: no tensor copies
+        _replace_atomically(path, lambda tmp: torch.save(state, tmp))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Checkpoint:
+        """Load with `weights_only=True`; raise one clear line when it is unusable."""
+        path = Path(path)
+        if not path.is_file():
+            raise SweeplabError(
+                f"checkpoint {path} does not exist: pass ckpt=<run>/checkpoints/best.pt"
+            )
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # torch raises several types for unreadable files
+            raise SweeplabError(f"cannot read checkpoint {path}: {err}".splitlines()[0]) from err
+        if not isinstance(state, dict) or "model" not in state or "config" not in state:
+            raise SweeplabError(f"{path} is not a sweeplab checkpoint (no model state and config)")
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in state.items() if key in known})
+
+
+# --- what to do in a folder that already holds a run -----------------------------------------
+
+
+@dataclass
+class Start:
+    """`skip` a completed run, `resume` from `checkpoint`, or start `fresh`."""
+
+    action: Literal["fresh", "skip", "resume"]
+    summary: Summary | None = None  # the completed run's summary (skip)
+    checkpoint: Checkpoint | None = None  # the last.pt to continue from (resume)
+
+
+def _mismatch(run_dir: Path, found: str | None, expected: str) -> SweeplabError:
+    return SweeplabError(
+        f"{run_dir} holds a run of another config (hash {found}, this config {expected}): "
+        "results would mix; pass a new hydra.sweep.dir (or hydra.run.dir), or delete that folder"
+    )
+
+
+def decide_start(run_dir: Path, expected_hash: str) -> Start:
+    """Look at the run folder and say whether to skip, resume or start afresh.
+
+    - `completed` with the same config hash: skip, touching nothing.
+    - interrupted or killed (a `last.pt`, no `completed`): resume from `last.pt`.
+    - `failed` or `diverged`, or nothing to resume from: start afresh, clearing the old files.
+    - a different config hash: stop, so results of two configs are never mixed.
+    """
+    summary = Summary.load(run_dir)
+    if summary is not None and summary.config_hash not in (None, expected_hash):
+        raise _mismatch(run_dir, summary.config_hash, expected_hash)
+    if summary is not None and summary.status == "completed":
+        return Start("skip", summary=summary)
+    last = run_dir / CHECKPOINTS / "last.pt"
+    if (summary is None or summary.status not in ("failed", "diverged")) and last.is_file():
+        try:
+            checkpoint = Checkpoint.load(last)
+        except SweeplabError:
+            checkpoint = None  # unreadable (e.g. killed mid-write of an old torch): start afresh
+        if checkpoint is not None:
+            if checkpoint.config_hash != expected_hash:
+                raise _mismatch(run_dir, checkpoint.config_hash, expected_hash)
+            return Start("resume", checkpoint=checkpoint)
+    clear_training_outputs(run_dir)
+    return Start("fresh")
+
+
+def clear_training_outputs(run_dir: Path) -> None:
+    """Remove what an earlier attempt wrote (Hydra's .hydra/ and the log stay)."""
+    for name in TRAINING_OUTPUTS:
+        path = run_dir / name
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)

@@ -1,4 +1,4 @@
-"""Where and how a run executes: device choice, torch threads, seeding."""
+"""Where and how a run executes: device, torch threads, seeding, memory layout, peak memory."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from sweeplab.errors import SweeplabError
 
@@ -39,6 +40,14 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def set_up(threads: int, device: str, seed: int) -> torch.device:
+    """What every mode does first: torch threads, the device, the seeds (before any model)."""
+    set_threads(threads)
+    chosen = pick_device(device)
+    seed_everything(seed)
+    return chosen
+
+
 def available_cores() -> int:
     """Cores this process may use (respects CPU affinity, e.g. under SLURM or taskset)."""
     try:
@@ -62,3 +71,25 @@ def threads_per_job(launcher: Any) -> int:
     if cpus_per_task:  # submitit: each job gets its own cpus_per_task
         return int(cpus_per_task)
     return 0
+
+
+def memory_format(model: nn.Module, device: torch.device) -> torch.memory_format:
+    """Channels-last (NHWC) for CPU convolutions, except with batch norm.
+
+    Measured on a 2-core Xeon, one training step at batch 256: classic LeNet-5 11.9k images/s
+    NCHW against 19.8k NHWC; with batch norm 10.8k NCHW against 6.6k NHWC (its NHWC CPU
+    kernel is the slow part). The layout changes no value a model holds.
+    """
+    batch_norm = any(isinstance(module, nn.BatchNorm2d) for module in model.modules())
+    if device.type == "cpu" and not batch_norm:
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MB (in a basic-launcher sweep: the max
+    over the jobs run so far, which share the process)."""
+    import resource
+
+    kilobytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KB on Linux
+    return round(kilobytes / 1024, 1)

@@ -1,0 +1,306 @@
+"""One training run, top to bottom: `train_and_evaluate(cfg, run_dir) -> Summary`.
+
+Check the config -> skip, resume or start afresh -> threads, device, seed -> model -> data ->
+optimizer and schedule -> the epoch loop (train, validate, checkpoint) -> test once ->
+figures -> summary.json. Everything needed to continue after a crash or Ctrl-C goes into
+`checkpoints/last.pt` at the end of each epoch (model, optimizer, scheduler, RNG state, epoch,
+the metrics rows so far), so a resumed run rewrites metrics.csv up to that epoch and ends
+exactly as an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+from torch import nn
+
+from sweeplab.config import as_container, check_config, config_hash
+from sweeplab.data import Splits, load_splits
+from sweeplab.datasets import dataset_spec
+from sweeplab.epoch import evaluate, steps_per_epoch, train_epoch
+from sweeplab.errors import SweeplabError
+from sweeplab.models import build_model, count_parameters
+from sweeplab.optim import build_optimizer, build_scheduler
+from sweeplab.run_folder import (
+    CHECKPOINTS,
+    CONFUSION_MATRIX,
+    LEARNING_CURVES,
+    METRICS,
+    TEST_SAMPLES,
+    Checkpoint,
+    MetricsWriter,
+    Summary,
+    decide_start,
+    now,
+)
+from sweeplab.runtime import memory_format, peak_rss_mb, set_up
+
+log = logging.getLogger(__name__)
+
+# Called after each epoch's checkpoint with the epoch, the model, the data and the metrics rows
+# so far; the benchmarks score the test split there, a run never does.
+EpochHook = Callable[[int, nn.Module, Splits, list[dict[str, Any]]], None]
+
+
+@dataclass
+class Progress:
+    """How far a run has got; saved in every checkpoint and restored on resume."""
+
+    epoch: int = 0
+    best_val_accuracy: float | None = None
+    best_epoch: int | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)  # metrics.csv rows so far
+    diverged: str | None = None  # the error text when the loss became NaN or inf
+    compile_seconds: float | None = None  # the first batch with compile=true (not saved)
+
+    @property
+    def train_seconds(self) -> float:
+        return sum(row["seconds"] for row in self.history if row["split"] == "train")
+
+    @property
+    def images_per_second(self) -> float | None:
+        rows = [row for row in self.history if row["split"] == "train"]
+        images = sum(row["seconds"] * row["images_per_second"] for row in rows)
+        return images / self.train_seconds if self.train_seconds > 0 else None
+
+
+def train_and_evaluate(
+    cfg: DictConfig, run_dir: Path, on_epoch: EpochHook | None = None
+) -> Summary:
+    """Train, keep the best checkpoint by val accuracy, test the final model, write everything.
+
+    Returns the summary, also written as summary.json; a run that raises or is interrupted
+    still writes its summary before the exception goes on.
+    """
+    run = check_config(cfg)
+    spec = dataset_spec(run.dataset.name)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    start = decide_start(run_dir, config_hash(run))
+    if start.action == "skip":
+        log.info("%s: already completed with this config; skipped", run_dir)
+        assert start.summary is not None
+        return start.summary
+    summary = Summary(
+        config_hash=config_hash(run),
+        model=run.model.name,
+        dataset=run.dataset.name,
+        input_size=run.input_size,
+        seed=run.seed,
+        epochs=run.epochs,
+        started_at=now(),
+    )
+    with _summary_written(summary, run_dir):
+        device = set_up(run.threads, run.device, run.seed)  # the seed fixes the initial weights
+        # Built before the data loads, so a model that cannot take the input size stops at once.
+        model = build_model(run.model, spec.channels, run.input_size, spec.num_classes)
+        model = model.to(device, memory_format=memory_format(model, device))
+        started = time.perf_counter()
+        data = load_splits(run.dataset, run.input_size, run.resize).to(device)
+        data.load_seconds = time.perf_counter() - started
+        if run.batch_size > len(data.train_y):
+            raise SweeplabError(
+                f"invalid config: batch_size={run.batch_size}: the training split has only "
+                f"{len(data.train_y)} images, so every epoch would be one step; use a smaller "
+                "batch_size (or a larger dataset.subset)"
+            )
+        if run.compile:
+            model.compile()  # in place: state_dict keys stay those of the plain model
+        summary.params = count_parameters(model)
+        summary.device, summary.torch_version = str(device), torch.__version__
+        summary.train_size, summary.val_size = len(data.train_y), len(data.val_y)
+        summary.test_size, summary.data_source = len(data.test_y), data.source
+        summary.data_seconds = round(data.load_seconds, 3)
+        log.info(
+            "%s (%s parameters) on %s, %d train / %d val / %d test images (%.2f s), %s, "
+            "%d torch thread(s)",
+            run.model.name,
+            f"{summary.params:,}",
+            run.dataset.name,
+            summary.train_size,
+            summary.val_size,
+            summary.test_size,
+            data.load_seconds,
+            device,
+            torch.get_num_threads(),
+        )
+
+        optimizer = build_optimizer(model, run.optimizer, run.regularization.weight_decay)
+        steps = steps_per_epoch(len(data.train_y), run.batch_size)
+        scheduler = build_scheduler(optimizer, run.scheduler, steps * run.epochs)
+        progress = Progress()
+        if start.checkpoint is not None:
+            progress = _restore(start.checkpoint, model, optimizer, scheduler)
+            log.info("resuming %s after epoch %d of %d", run_dir, progress.epoch, run.epochs)
+        saved = {
+            "config": as_container(run),
+            "config_hash": summary.config_hash,
+            "normalization": {"mean": data.mean, "std": data.std},
+            "classes": list(data.classes),
+        }
+        noise = run.regularization.noise_std / data.std  # pixel units -> normalised units
+        metrics = MetricsWriter(run_dir / METRICS, progress.history)
+
+        def record(row: dict[str, Any]) -> None:
+            metrics.write(row)
+            progress.history.append(row)
+
+        try:
+            for epoch in range(progress.epoch + 1, run.epochs + 1):
+                result = train_epoch(
+                    model,
+                    optimizer,
+                    scheduler,
+                    data.train_x,
+                    data.train_y,
+                    run.batch_size,
+                    noise,
+                    run.regularization.label_smoothing,
+                    description=f"epoch {epoch}/{run.epochs}",
+                    progress=run.progress,
+                    amp=run.amp,
+                    hflip=run.regularization.hflip,
+                )
+                if run.compile and progress.compile_seconds is None:
+                    progress.compile_seconds = result.first_batch_seconds
+                    log.info(
+                        "compile=true: the first batch took %.1f s", result.first_batch_seconds
+                    )
+                lr = optimizer.param_groups[0]["lr"]
+                record({"epoch": epoch, "split": "train", **result.row(), "lr": lr})
+                if result.diverged:
+                    progress.diverged = (
+                        f"training loss became {result.loss} in epoch {epoch}: "
+                        "lower optimizer.lr or add model.batch_norm=true"
+                    )
+                    log.error("diverged: %s", progress.diverged)
+                    break
+                val = evaluate(model, data.val_x, data.val_y, run.eval_batch_size, run.amp)
+                record({"epoch": epoch, "split": "val", **val.row(), "lr": lr})
+                log.info(
+                    "epoch %d/%d: train loss %.4f acc %.2f%% | val loss %.4f acc %.2f%% | "
+                    "%.1f s, %s img/s",
+                    epoch,
+                    run.epochs,
+                    result.loss,
+                    100 * result.accuracy,
+                    val.loss,
+                    100 * val.accuracy,
+                    result.seconds,
+                    f"{result.images_per_second:,.0f}",
+                )
+                best = (
+                    progress.best_val_accuracy is None or val.accuracy > progress.best_val_accuracy
+                )
+                if best:  # chosen on val, never test
+                    progress.best_val_accuracy, progress.best_epoch = val.accuracy, epoch
+                progress.epoch = epoch
+                checkpoint = Checkpoint(
+                    **saved,
+                    model=model.state_dict(),
+                    optimizer=optimizer.state_dict(),
+                    scheduler=scheduler.state_dict(),
+                    rng=torch.get_rng_state(),
+                    cuda_rng=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                    epoch=epoch,
+                    val_accuracy=val.accuracy,
+                    best_val_accuracy=progress.best_val_accuracy,
+                    best_epoch=progress.best_epoch,
+                    history=list(progress.history),
+                )
+                if best:
+                    checkpoint.save(run_dir / CHECKPOINTS / "best.pt")
+                checkpoint.save(run_dir / CHECKPOINTS / "last.pt")
+                if on_epoch is not None:
+                    on_epoch(epoch, model, data, progress.history)
+
+            summary.best_val_accuracy, summary.best_epoch = (
+                progress.best_val_accuracy,
+                progress.best_epoch,
+            )
+            summary.epochs_completed = progress.epoch
+            summary.train_seconds = round(progress.train_seconds, 3)
+            ips = progress.images_per_second
+            summary.images_per_second = round(ips, 1) if ips else ips
+            summary.compile_seconds = progress.compile_seconds and round(
+                progress.compile_seconds, 2
+            )
+            summary.peak_rss_mb = peak_rss_mb()
+            if progress.diverged:
+                summary.end("diverged", progress.diverged)
+                return summary
+
+            test = evaluate(model, data.test_x, data.test_y, run.eval_batch_size, run.amp)
+            lr = optimizer.param_groups[0]["lr"]
+            record({"epoch": run.epochs, "split": "test", **test.row(), "lr": lr})
+        finally:
+            metrics.close()
+        summary.test_loss, summary.test_accuracy = test.loss, test.accuracy
+        log.info(
+            "test loss %.4f acc %.2f%% (best val %.2f%% at epoch %d); %.1f s training",
+            test.loss,
+            100 * test.accuracy,
+            100 * (progress.best_val_accuracy or 0),
+            progress.best_epoch or 0,
+            progress.train_seconds,
+        )
+        if run.figures:
+            _write_figures(run_dir, data, test.predictions)
+        summary.end("completed")
+    return summary
+
+
+@contextmanager
+def _summary_written(summary: Summary, run_dir: Path) -> Iterator[None]:
+    """Write summary.json however the block ends: completed, diverged, failed or interrupted."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        summary.end("interrupted", "KeyboardInterrupt")
+        raise
+    except Exception as err:
+        summary.end("failed", err)
+        raise
+    finally:
+        summary.write(run_dir)
+
+
+def _restore(
+    checkpoint: Checkpoint,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+) -> Progress:
+    """Load a last.pt into the training objects and the global RNG."""
+    model.load_state_dict(checkpoint.model)
+    optimizer.load_state_dict(checkpoint.optimizer)
+    scheduler.load_state_dict(checkpoint.scheduler)
+    torch.set_rng_state(checkpoint.rng)
+    if checkpoint.cuda_rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(checkpoint.cuda_rng)
+    return Progress(
+        epoch=checkpoint.epoch,
+        best_val_accuracy=checkpoint.best_val_accuracy,
+        best_epoch=checkpoint.best_epoch,
+        history=list(checkpoint.history),
+    )
+
+
+def _write_figures(run_dir: Path, data: Splits, test_predictions: torch.Tensor) -> None:
+    from sweeplab import figures  # matplotlib and seaborn: only when figures are drawn
+
+    figures.learning_curves(run_dir / METRICS, run_dir / LEARNING_CURVES)
+    images = data.to_pixels(data.test_x[:5])
+    labels = data.test_y[:5].cpu()
+    figures.sample_predictions(
+        images, labels, test_predictions[:5], data.classes, run_dir / TEST_SAMPLES
+    )
+    matrix = figures.confusion_matrix(data.test_y.cpu(), test_predictions, data.classes)
+    figures.plot_confusion_matrix(matrix, data.classes, run_dir / CONFUSION_MATRIX)
