@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import gzip
+import pickle
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from sweeplab.config import register_configs
+from sweeplab.datasets import DATASETS
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -75,3 +79,53 @@ def joblib_sweep(tmp_path_factory) -> Path:
     result = run_sweep(sweep_dir, "epochs=1", "hydra/launcher=joblib", *GRID)
     assert result.returncode == 0, result.stderr[-3000:]
     return sweep_dir
+
+
+# --- small files in the real on-disk formats of the datasets that cannot be downloaded here ---
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write a uint8 array as an IDX file (gzipped when the name ends in .gz)."""
+    magic = 0x0800 + array.ndim
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    payload = header + array.astype(np.uint8).tobytes()
+    path.write_bytes(gzip.compress(payload) if path.suffix == ".gz" else payload)
+
+
+def write_small_idx_dataset(
+    folder: Path, name: str, n_train: int = 60, n_test: int = 20, gz: bool = True
+) -> dict[str, np.ndarray]:
+    """The four IDX files of dataset `name` in torchvision's layout, pixels drawn at random."""
+    spec = DATASETS[name]
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    suffix = ".gz" if gz else ""
+    arrays = {}
+    for (images, labels), n in zip(
+        (spec.files[:2], spec.files[2:]), (n_train, n_test), strict=True
+    ):
+        size = spec.image_size
+        arrays[images] = rng.integers(0, 256, (n, size, size))
+        arrays[labels] = rng.integers(0, spec.num_classes, n)
+        write_idx(folder / (images + suffix), arrays[images])
+        write_idx(folder / (labels + suffix), arrays[labels])
+    return arrays
+
+
+def write_small_cifar10(root: Path, per_batch: int = 12) -> dict[str, dict]:
+    """cifar-10-batches-py/ as torchvision's download leaves it: pickled dicts of uint8 rows."""
+    folder = root / DATASETS["cifar10"].folder
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    batches = {}
+    for name in DATASETS["cifar10"].files:
+        batch = {
+            "batch_label": name,
+            "data": rng.integers(0, 256, (per_batch, 3 * 32 * 32), dtype=np.uint8),
+            "labels": rng.integers(0, 10, per_batch).tolist(),
+        }
+        (folder / name).write_bytes(pickle.dumps(batch))
+        batches[name] = batch
+    meta = {"label_names": list(DATASETS["cifar10"].classes)}
+    (folder / "batches.meta").write_bytes(pickle.dumps(meta))
+    return batches

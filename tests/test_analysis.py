@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
-from analysis.collect import CollectError, load_epochs, load_runs
+from analysis.collect import CollectError, load_epochs, load_runs, runtime_columns
 from analysis.report import Request, main, write_report
 from analysis.stats import describe, format_cell
 from tests.conftest import ROOT
@@ -119,3 +120,24 @@ def test_summary_json_from_disk_matches_runs_csv(joblib_sweep: Path) -> None:
     for row in runs.itertuples():
         summary = json.loads((joblib_sweep / row.run / "summary.json").read_text())
         assert row.test_accuracy == summary["test_accuracy"]
+
+
+def test_runtime_keys_come_from_the_runs_hydra_config_and_are_never_factors(
+    sweep_copy: Path, tmp_path: Path
+) -> None:
+    from sweeplab.config import runtime_keys
+
+    runs = load_runs([sweep_copy])
+    assert set(runtime_columns(runs)) >= set(runtime_keys())  # as Hydra saved them
+    first = sorted(sweep_copy.glob("*/.hydra/config.yaml"))[0]
+    first.write_text(first.read_text().replace("root: data", "root: /elsewhere/data"))
+    assert load_runs([sweep_copy])["dataset.root"].nunique() == 2
+    text = (write_report(Request([sweep_copy], out=tmp_path / "r")) / "report.md").read_text()
+    assert "swept keys: regularization.weight_decay, regularization.noise_std;" in text
+
+
+def test_an_input_size_left_to_the_model_is_read_from_the_summary(joblib_sweep: Path) -> None:
+    runs = load_runs([joblib_sweep])
+    config = yaml.safe_load(next(joblib_sweep.glob("*/.hydra/config.yaml")).read_text())
+    assert config["input_size"] is None  # the run chose it: the dataset's 28
+    assert set(runs["input_size"]) == {28}

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import pytest
+import yaml
+from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException, MissingConfigException
+from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
-from sweeplab.config import RunConfig, check_config, config_hash
+from sweeplab.config import check_config, config_hash, runtime_keys
+from sweeplab.datasets import DATASETS
 from sweeplab.errors import SweeplabError
+from sweeplab.models import MODELS
 from tests.conftest import CONF
 
 GROUP_OPTIONS = [
@@ -16,12 +21,6 @@ GROUP_OPTIONS = [
     if group.is_dir()
     for option in sorted(group.glob("*.yaml"))
 ]
-# The input sizes each model can take; the others must be refused with a clear message.
-MODEL_SIZE = {
-    "lenet5_classic": ["input_size=32"],
-    "lenet5_classic_lecun": ["input_size=32"],
-    "alexnet": ["input_size=227", "resize=resize"],
-}
 # Groups that the primary config does not list: added with `+group=option`.
 ADDED_GROUPS = {"experiment", "lenet_variant"}
 
@@ -32,13 +31,74 @@ def test_every_group_has_options() -> None:
 
 
 @pytest.mark.parametrize(("group", "option"), GROUP_OPTIONS)
-def test_every_option_of_every_group_composes_and_checks(make_cfg, group: str, option: str) -> None:
+def test_every_option_of_every_group_composes_checks_and_holds_its_file_values(
+    make_cfg, group: str, option: str
+) -> None:
     # Experiments are added to the defaults list (+experiment=...), not chosen from it.
-    overrides = [f"{'+' if group in ADDED_GROUPS else ''}{group}={option}"]
-    if group == "model" and option in MODEL_SIZE:
-        overrides += MODEL_SIZE[option]
-    run = check_config(make_cfg(*overrides))
-    assert isinstance(run, RunConfig)
+    cfg = make_cfg(f"{'+' if group in ADDED_GROUPS else ''}{group}={option}")
+    check_config(cfg)
+    text = (CONF / group / f"{option}.yaml").read_text()
+    written = yaml.safe_load(text) or {}
+    written.pop("defaults", None)
+    written.pop("hydra", None)
+    composed = OmegaConf.to_container(cfg, enum_to_str=True)
+    node = composed if "@package _global_" in text else composed[group]
+    assert _holds(node, written), (group, option)
+
+
+def _holds(node: dict, written: dict) -> bool:
+    """Every key the YAML file sets has that value in the composed config."""
+    return all(
+        _holds(node[key], value) if isinstance(value, dict) else node[key] == value
+        for key, value in written.items()
+    )
+
+
+@pytest.mark.parametrize("group", ["model", "optimizer", "scheduler", "regularization", "dataset"])
+def test_yaml_files_state_only_what_differs_from_their_schema(group: str) -> None:
+    # One source of truth: a value equal to the schema's default must not be repeated.
+    from sweeplab import config
+
+    for path in sorted((CONF / group).glob("*.yaml")):
+        written = yaml.safe_load(path.read_text()) or {}
+        (schema_ref,) = written.pop("defaults")
+        name = schema_ref.split("/")[-1].removesuffix("@_here_")
+        schemas = {
+            "model": {n: s.schema for n, s in MODELS.items()},
+            "optimizer": config.OPTIMIZERS,
+            "scheduler": {"scheduler": config.SchedulerConfig},
+            "regularization": {"regularization": config.RegularizationConfig},
+            "dataset": {"dataset": config.DatasetConfig},
+        }[group]
+        defaults = OmegaConf.to_container(OmegaConf.structured(schemas[name]), enum_to_str=True)
+        repeated = {k: v for k, v in written.items() if defaults.get(k) == v}
+        assert not repeated, f"{path.name} repeats schema defaults {repeated}"
+
+
+def test_models_run_at_their_native_size_unless_input_size_is_given(make_cfg) -> None:
+    assert check_config(make_cfg("model=lenet5_classic")).input_size == 32
+    assert check_config(make_cfg("model=lenet5_classic_lecun")).input_size == 32
+    alexnet = check_config(make_cfg("model=alexnet"))
+    assert (alexnet.input_size, alexnet.resize) == (227, "resize")  # 227 - 28 is odd
+    assert check_config(make_cfg("model=mlp")).input_size == 28  # no native size: the data's
+    assert check_config(make_cfg("model=mlp", "dataset=cifar10")).input_size == 32
+    explicit = check_config(make_cfg("model=lenet5_classic", "input_size=36"))
+    assert (explicit.input_size, explicit.resize) == (36, "pad")
+
+
+@pytest.mark.parametrize("dataset", sorted(DATASETS))
+def test_every_registered_dataset_has_its_yaml(make_cfg, dataset: str) -> None:
+    assert check_config(make_cfg(f"dataset={dataset}")).dataset.name == dataset
+
+
+def test_runtime_keys_are_declared_once_and_hydra_names_job_folders_without_them() -> None:
+    keys = runtime_keys()
+    assert {"threads", "device", "progress", "figures", "dataset.root", "predict.n"} <= set(keys)
+    assert "seed" not in keys and "regularization.noise_std" not in keys
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        cfg = compose("config", return_hydra_config=True)
+    excluded = list(cfg.hydra.job.config.override_dirname.exclude_keys)
+    assert excluded == ["experiment", "hparams_search", *keys]
 
 
 def test_defaults_are_lenet5_on_fashion(make_cfg) -> None:
@@ -87,7 +147,6 @@ def test_unknown_model_lists_the_choices(make_cfg) -> None:
         ("regularization.noise_std=-0.1", "regularization.noise_std"),
         ("regularization.weight_decay=-1e-4", "regularization.weight_decay"),
         ("dataset.val_size=0", "dataset.val_size"),
-        ("dataset.val_size=60000", "dataset.val_size"),
         ("dataset.subset=0", "dataset.subset"),
         ("mode=eval", "ckpt"),
         ("mode=predict", "ckpt"),
@@ -102,7 +161,8 @@ def test_unknown_model_lists_the_choices(make_cfg) -> None:
         ("model=mlp model.match_params=0", "model.match_params"),
         ("model=alexnet_small model.width=0", "model.width"),
         ("model=alexnet_small model.dropout=1.5", "model.dropout"),
-        ("input_size=31", "input_size"),
+        ("input_size=31 resize=pad", "input_size"),
+        ("dataset=cifar10 input_size=30 resize=pad", "input_size"),
         ("input_size=4", "input_size"),
     ],
 )
@@ -114,7 +174,13 @@ def test_bad_value_is_one_line_naming_the_key(make_cfg, override: str, key: str)
 
 
 def test_config_hash_ignores_runtime_keys_but_not_results_keys(make_cfg) -> None:
-    base = config_hash(make_cfg())
-    assert config_hash(make_cfg("threads=1", "progress=false", "figures=false")) == base
-    assert config_hash(make_cfg("seed=1")) != base
-    assert config_hash(make_cfg("regularization.noise_std=0.1")) != base
+    def hash_of(*overrides: str) -> str:
+        return config_hash(check_config(make_cfg(*overrides)))
+
+    base = hash_of()
+    assert (
+        hash_of("threads=1", "progress=false", "figures=false", "dataset.root=/elsewhere") == base
+    )
+    assert hash_of("input_size=28", "resize=pad") == base  # what the defaults resolve to
+    assert hash_of("seed=1") != base
+    assert hash_of("regularization.noise_std=0.1") != base

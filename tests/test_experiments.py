@@ -32,7 +32,8 @@ def test_every_experiment_runs_one_seed_for_one_epoch(tmp_path: Path, name: str)
     result = run_sweep(sweep, f"+experiment={name}", "seed=0", "epochs=1", "dataset.subset=256")
     assert result.returncode == 0, result.stderr[-3000:]
     runs = load_runs([sweep])
-    assert len(runs) == expected_jobs(name) >= 1
+    jobs = expected_jobs(name)
+    assert len(runs) == jobs >= 1
     assert (runs["status"] == "completed").all(), runs[["run", "status", "error"]]
     assert (runs["epochs_completed"] == 1).all()
-    assert (sweep / "report" / "report.md").is_file()
+    assert f"- runs: {jobs} ({jobs} completed)" in (sweep / "report" / "report.md").read_text()

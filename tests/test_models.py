@@ -6,23 +6,22 @@ import logging
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
-from sweeplab.config import (
-    MODEL_SCHEMAS,
-    AlexNetConfig,
-    AlexNetSmallConfig,
-    LeNet5ClassicConfig,
-    LeNet5Config,
-    MLPConfig,
-)
+from sweeplab.config import check_config
 from sweeplab.errors import SweeplabError
 from sweeplab.models import MODELS, SOFTMAX_WARNING, build_model, count_parameters
-from sweeplab.models.lenet import LECUN_C3_TABLE, MaskedConv2d
-from sweeplab.models.mlp import match_widths, mlp_parameters
+from sweeplab.models.alexnet import AlexNetConfig, AlexNetSmallConfig
+from sweeplab.models.lenet import LECUN_C3_TABLE, LeNet5ClassicConfig, LeNet5Config, MaskedConv2d
+from sweeplab.models.mlp import MLPConfig, match_widths, mlp_parameters
+from tests.conftest import CONF
 
-# The input sizes each model is built for (the rest take 28 and 32).
-MODEL_SIZES = {"lenet5_classic": (32,), "alexnet": (227,)}
+
+def sizes(name: str) -> tuple[int, ...]:
+    """The input sizes a model is tested at: its native one, else 28 and 32."""
+    native = MODELS[name].native_size
+    return (native,) if native else (28, 32)
+
+
 # LeCun et al. 1998 and the parameter-matched MLP study: preset -> (input size, parameters).
 PRESET_COUNTS = {
     "lenet5": (28, 61_706),
@@ -40,20 +39,31 @@ PRESET_COUNTS = {
 }
 
 
-def test_every_model_has_a_schema_and_the_other_way_round() -> None:
-    assert set(MODELS) == set(MODEL_SCHEMAS)
+def test_every_registered_model_has_its_yaml_and_every_model_yaml_a_registered_schema(
+    make_cfg,
+) -> None:
+    assert {path.stem for path in (CONF / "model").glob("*.yaml")} >= set(MODELS)
+    for path in (CONF / "model").glob("*.yaml"):
+        assert make_cfg(f"model={path.stem}").model.name in MODELS, path.name
 
 
 @pytest.mark.parametrize(
-    ("name", "size"),
-    [(name, size) for name in sorted(MODELS) for size in MODEL_SIZES.get(name, (28, 32))],
+    ("name", "size", "channels", "classes"),
+    [
+        (name, size, channels, classes)
+        for name in sorted(MODELS)
+        for size in sizes(name)
+        for channels, classes in ((1, 10), (3, 47))
+    ],
 )
-def test_forward_backward_every_parameter_gets_a_gradient(name: str, size: int) -> None:
+def test_forward_backward_every_parameter_gets_a_gradient(
+    name: str, size: int, channels: int, classes: int
+) -> None:
     torch.manual_seed(0)
-    model = build_model(MODEL_SCHEMAS[name](), 1, size, 10)
-    x = torch.randn(4, 1, size, size)
+    model = build_model(MODELS[name].schema(), channels, size, classes)
+    x = torch.randn(4, channels, size, size)
     logits = model(x)
-    assert logits.shape == (4, 10)
+    assert logits.shape == (4, classes)
     assert torch.isfinite(logits).all()
     torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1, 2, 3])).backward()
     for param_name, param in model.named_parameters():
@@ -68,9 +78,8 @@ def test_forward_backward_every_parameter_gets_a_gradient(name: str, size: int) 
 def test_every_model_preset_has_its_published_parameter_count(
     make_cfg, preset: str, size: int, expected: int
 ) -> None:
-    cfg = make_cfg(f"model={preset}", f"input_size={size}")
-    schema = OmegaConf.to_object(cfg.model)
-    assert count_parameters(build_model(schema, 1, size, 10)) == expected
+    run = check_config(make_cfg(f"model={preset}", f"input_size={size}"))
+    assert count_parameters(build_model(run.model, 1, size, 10)) == expected
 
 
 @pytest.mark.parametrize(
@@ -95,6 +104,7 @@ def test_every_model_preset_has_its_published_parameter_count(
         (MLPConfig(hidden=[72, 36]), 28, 59_518),
         (MLPConfig(hidden=[58]), 32, 60_040),
         (AlexNetSmallConfig(width=1.0), 28, 429_034),
+        (AlexNetSmallConfig(), 28, 108_282),
         # AlexNet, 1 channel, 10 classes: conv1-5, then FC 9216-4096-4096-10
         (
             AlexNetConfig(batch_norm=False),
@@ -175,7 +185,7 @@ def test_model_refuses_an_input_size_it_cannot_take_in_one_line(
     name: str, size: int, fix: str
 ) -> None:
     with pytest.raises(SweeplabError) as info:
-        build_model(MODEL_SCHEMAS[name](), 1, size, 10)
+        build_model(MODELS[name].schema(), 1, size, 10)
     message = str(info.value)
     assert name in message and f"input_size={size}" in message
     assert fix in message and "\n" not in message
@@ -185,8 +195,8 @@ def test_no_softmax_in_forward_by_default() -> None:
     # Logits of an untrained model do not sum to one; a softmax output would.
     torch.manual_seed(0)
     for name in sorted(MODELS):
-        size = MODEL_SIZES.get(name, (28,))[0]
-        logits = build_model(MODEL_SCHEMAS[name](), 1, size, 10)(torch.randn(8, 1, size, size))
+        size = sizes(name)[0]
+        logits = build_model(MODELS[name].schema(), 1, size, 10)(torch.randn(8, 1, size, size))
         assert not torch.allclose(logits.sum(1), torch.ones(8), atol=1e-3), name
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sweeplab import trainer
+from sweeplab import train
 from sweeplab.errors import SweeplabError
-from sweeplab.modes import train_and_evaluate
+from sweeplab.train import train_and_evaluate
 from tests.conftest import QUICK, ROOT, completed_cli_run, metrics_without_timing, run_cli
 
 ARGS = (*QUICK, "epochs=3", "figures=false", "regularization.noise_std=0.1", "model.dropout=0.3")
@@ -22,7 +22,7 @@ ARGS = (*QUICK, "epochs=3", "figures=false", "regularization.noise_std=0.1", "mo
 
 def run_with_ctrl_c_in_epoch(cfg, run_dir: Path, monkeypatch, epoch: int) -> None:
     """Train `cfg` into `run_dir`, pressing Ctrl-C as `epoch` starts."""
-    real_train_epoch = trainer.train_epoch
+    real_train_epoch = train.train_epoch
 
     def ctrl_c(*args, description: str, **kwargs):
         if description.startswith(f"epoch {epoch}/"):
@@ -30,7 +30,7 @@ def run_with_ctrl_c_in_epoch(cfg, run_dir: Path, monkeypatch, epoch: int) -> Non
         return real_train_epoch(*args, description=description, **kwargs)
 
     with monkeypatch.context() as patch:
-        patch.setattr(trainer, "train_epoch", ctrl_c)
+        patch.setattr(train, "train_epoch", ctrl_c)
         with pytest.raises(KeyboardInterrupt):
             train_and_evaluate(cfg, run_dir)
 
@@ -56,13 +56,13 @@ def test_interrupted_run_resumes_to_the_same_metrics(
     assert metrics_without_timing(tmp_path).epoch.max() == 2
 
     summary = train_and_evaluate(cfg, tmp_path)
-    assert summary["status"] == "completed"
+    assert summary.status == "completed"
     pd.testing.assert_frame_equal(
         metrics_without_timing(tmp_path), metrics_without_timing(uninterrupted)
     )
     expected = json.loads((uninterrupted / "summary.json").read_text())
-    assert summary["test_accuracy"] == expected["test_accuracy"]
-    assert summary["best_epoch"] == expected["best_epoch"]
+    assert summary.test_accuracy == expected["test_accuracy"]
+    assert summary.best_epoch == expected["best_epoch"]
 
 
 def test_killed_run_with_metrics_ahead_of_its_checkpoint_drops_the_extra_rows(
@@ -84,7 +84,7 @@ def test_completed_run_is_skipped_untouched(make_cfg, uninterrupted: Path) -> No
     files = ["metrics.csv", "summary.json", "checkpoints/last.pt", "checkpoints/best.pt"]
     before = {name: (uninterrupted / name).stat().st_mtime_ns for name in files}
     summary = train_and_evaluate(make_cfg(*ARGS), uninterrupted)
-    assert summary["status"] == "completed"
+    assert summary.status == "completed"
     assert {name: (uninterrupted / name).stat().st_mtime_ns for name in files} == before
 
 
@@ -94,12 +94,12 @@ def test_failed_run_is_run_again_from_scratch(make_cfg, tmp_path: Path, monkeypa
     def crash(*args, **kwargs):
         raise RuntimeError("simulated crash")
 
-    monkeypatch.setattr(trainer, "evaluate", crash)
+    monkeypatch.setattr(train, "evaluate", crash)
     with pytest.raises(RuntimeError):
         train_and_evaluate(cfg, tmp_path)
     assert json.loads((tmp_path / "summary.json").read_text())["status"] == "failed"
     monkeypatch.undo()
-    assert train_and_evaluate(cfg, tmp_path)["status"] == "completed"
+    assert train_and_evaluate(cfg, tmp_path).status == "completed"
     assert list(metrics_without_timing(tmp_path).epoch) == [1, 1, 2, 2, 3, 3, 3]
 
 

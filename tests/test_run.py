@@ -10,9 +10,9 @@ import pytest
 import torch
 import yaml
 
-from sweeplab import trainer
-from sweeplab.config import config_hash
-from sweeplab.modes import train_and_evaluate
+from sweeplab import train
+from sweeplab.config import check_config, config_hash
+from sweeplab.train import train_and_evaluate
 from tests.conftest import QUICK, completed_cli_run, metrics_without_timing, run_cli
 
 
@@ -68,9 +68,23 @@ def test_checkpoints_load_with_weights_only(trained: Path) -> None:
     assert not list((trained / "checkpoints").glob(".*tmp"))  # no temp file left behind
 
 
-def test_figures_are_written(trained: Path) -> None:
-    for name in ("learning_curves.png", "test_samples.png", "confusion_matrix.png"):
-        assert (trained / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+@pytest.mark.parametrize(
+    ("name", "size"),
+    [
+        ("learning_curves.png", (1000, 400)),  # loss and accuracy side by side
+        ("test_samples.png", (1100, 260)),  # five images, 2.2 inches each
+        ("confusion_matrix.png", (800, 650)),
+    ],
+)
+def test_figures_are_drawn_at_their_layout_size_with_content(
+    trained: Path, name: str, size: tuple[int, int]
+) -> None:
+    from PIL import Image
+
+    with Image.open(trained / name) as image:
+        assert image.size == size
+        low, high = image.convert("L").getextrema()
+    assert high - low > 100  # not a blank canvas
 
 
 def test_eval_mode_reproduces_the_test_accuracy(trained: Path, tmp_path: Path) -> None:
@@ -101,7 +115,14 @@ def test_eval_with_a_checkpoint_of_another_model_is_one_clear_line(trained: Path
     ckpt = trained / "checkpoints" / "best.pt"
     result = run_cli("mode=eval", f"ckpt={ckpt}", "model=mlp")
     assert result.returncode == 2
-    assert result.stderr.strip().count("\n") == 0 and "model=lenet5" in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "add model=lenet5" in result.stderr
+
+
+def test_eval_with_other_model_fields_names_each_field_that_differs(trained: Path) -> None:
+    ckpt = trained / "checkpoints" / "best.pt"
+    result = run_cli("mode=eval", f"ckpt={ckpt}", "model.channels=[8,16]", "model.dropout=0.3")
+    assert result.returncode == 2 and result.stderr.strip().count("\n") == 0
+    assert "add model.channels=[6,16] model.dropout=0.1" in result.stderr
 
 
 def test_eval_with_a_checkpoint_of_another_input_size_is_one_clear_line(trained: Path) -> None:
@@ -117,7 +138,8 @@ def test_eval_with_a_checkpoint_of_another_input_size_is_one_clear_line(trained:
         (["regularization.noise_std=-1"], "regularization.noise_std"),
         (["mode=eval"], "needs a checkpoint"),
         (["mode=eval", "ckpt=/nonexistent/best.pt"], "does not exist"),
-        (["model=lenet5_classic"], "input_size=32"),
+        (["model=alexnet", "input_size=28"], "use input_size=227"),
+        (["dataset.subset=100", "batch_size=512"], "batch_size=512"),
         (["dataset=mnist", "dataset.root=/nonexistent"], "dataset.download=true"),
     ],
 )
@@ -129,6 +151,9 @@ def test_bad_input_stops_with_one_line_before_training(
     assert result.stderr.strip().startswith("sweeplab: error:")
     assert result.stderr.strip().count("\n") == 0 and expected in result.stderr
     assert not (tmp_path / "metrics.csv").exists()
+    if "mode=eval" not in args:  # a training run's folder says how it ended
+        summary = json.loads((tmp_path / "summary.json").read_text())
+        assert summary["status"] == "failed" and expected in summary["error"]
 
 
 def test_same_seed_gives_identical_metrics(make_cfg, tmp_path: Path) -> None:
@@ -138,9 +163,9 @@ def test_same_seed_gives_identical_metrics(make_cfg, tmp_path: Path) -> None:
     metrics_a = metrics_without_timing(tmp_path / "a")
     metrics_b = metrics_without_timing(tmp_path / "b")
     pd.testing.assert_frame_equal(metrics_a, metrics_b)
-    assert first["test_accuracy"] == second["test_accuracy"]
+    assert first.test_accuracy == second.test_accuracy
     other = train_and_evaluate(make_cfg(*QUICK, "seed=1", "figures=false"), tmp_path / "c")
-    assert other["config_hash"] != first["config_hash"]
+    assert other.config_hash != first.config_hash
     assert pd.read_csv(tmp_path / "c" / "metrics.csv").loss[0] != metrics_a.loss[0]
 
 
@@ -148,18 +173,18 @@ def test_hflip_is_seeded_and_leaves_val_and_test_images_alone(
     make_cfg, tmp_path: Path, monkeypatch
 ) -> None:
     seen: list[torch.Tensor] = []
-    evaluate = trainer.evaluate
+    evaluate = train.evaluate
 
     def recording_evaluate(model, x, y, *args):
         seen.append(x[:4].clone())
         return evaluate(model, x, y, *args)
 
-    monkeypatch.setattr(trainer, "evaluate", recording_evaluate)
+    monkeypatch.setattr(train, "evaluate", recording_evaluate)
     cfg = make_cfg(*QUICK, "figures=false", "regularization.hflip=true")
     flipped = train_and_evaluate(cfg, tmp_path / "a")
     again = train_and_evaluate(cfg, tmp_path / "b")
     train_and_evaluate(make_cfg(*QUICK, "figures=false"), tmp_path / "c")
-    assert flipped["test_accuracy"] == again["test_accuracy"]
+    assert flipped.test_accuracy == again.test_accuracy
     assert (
         metrics_without_timing(tmp_path / "a").loss[0]
         != metrics_without_timing(tmp_path / "c").loss[0]
@@ -171,7 +196,7 @@ def test_hflip_is_seeded_and_leaves_val_and_test_images_alone(
 def test_nan_loss_stops_the_run_as_diverged_keeping_what_was_written(
     make_cfg, tmp_path: Path, monkeypatch
 ) -> None:
-    real_train_epoch = trainer.train_epoch
+    real_train_epoch = train.train_epoch
 
     def poisoned_in_epoch_2(model, *args, description: str, **kwargs):
         if description.startswith("epoch 2/"):
@@ -179,13 +204,13 @@ def test_nan_loss_stops_the_run_as_diverged_keeping_what_was_written(
                 next(model.parameters()).fill_(float("nan"))
         return real_train_epoch(model, *args, description=description, **kwargs)
 
-    monkeypatch.setattr(trainer, "train_epoch", poisoned_in_epoch_2)
+    monkeypatch.setattr(train, "train_epoch", poisoned_in_epoch_2)
     cfg = make_cfg(*QUICK, "epochs=3", "figures=false")
     summary = train_and_evaluate(cfg, tmp_path)
-    assert summary["status"] == "diverged" and "epoch 2" in summary["error"]
+    assert summary.status == "diverged" and "epoch 2" in summary.error
     on_disk = json.loads((tmp_path / "summary.json").read_text())
     assert on_disk["status"] == "diverged" and on_disk["best_epoch"] == 1
-    assert on_disk["config_hash"] == config_hash(cfg)
+    assert on_disk["config_hash"] == config_hash(check_config(cfg))
     metrics = pd.read_csv(tmp_path / "metrics.csv")
     assert list(zip(metrics.epoch, metrics.split, strict=True)) == [
         (1, "train"),
@@ -199,7 +224,7 @@ def test_a_crash_writes_a_failed_summary(make_cfg, tmp_path: Path, monkeypatch) 
     def crash(*args, **kwargs):
         raise RuntimeError("simulated crash")
 
-    monkeypatch.setattr(trainer, "evaluate", crash)
+    monkeypatch.setattr(train, "evaluate", crash)
     with pytest.raises(RuntimeError):
         train_and_evaluate(make_cfg(*QUICK, "figures=false"), tmp_path)
     summary = json.loads((tmp_path / "summary.json").read_text())
@@ -208,7 +233,7 @@ def test_a_crash_writes_a_failed_summary(make_cfg, tmp_path: Path, monkeypatch) 
 
 
 def test_summary_mode_prints_the_layer_table_and_trains_nothing(tmp_path: Path) -> None:
-    args = ("mode=summary", "model=lenet5_classic_lecun", "input_size=32")
+    args = ("mode=summary", "model=lenet5_classic_lecun")  # at its native 32x32
     result = run_cli(*args, f"hydra.run.dir={tmp_path}")
     assert result.returncode == 0, result.stderr
     assert "MaskedConv2d" in result.stdout and "[1, 16, 10, 10]" in result.stdout
@@ -222,12 +247,12 @@ def test_a_one_cycle_schedule_of_a_few_steps_trains(make_cfg, tmp_path: Path, st
     # OneCycleLR divides by its phase lengths; 4 steps with 25 % warm-up used to divide by 0.
     cfg = make_cfg(*QUICK, "scheduler=onecycle", f"dataset.subset={64 * steps}", "figures=false")
     summary = train_and_evaluate(cfg, tmp_path)
-    assert summary["status"] == "completed"
+    assert summary.status == "completed"
 
 
 def test_compile_and_amp_runs_complete_and_report_compile_time(make_cfg, tmp_path: Path) -> None:
     cfg = make_cfg(*QUICK, "compile=true", "amp=true", "dataset.subset=256", "figures=false")
     summary = train_and_evaluate(cfg, tmp_path)
-    assert summary["status"] == "completed" and summary["compile_seconds"] > 0
+    assert summary.status == "completed" and summary.compile_seconds > 0
     state = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
     assert not any(key.startswith("_orig_mod") for key in state["model"])  # plain keys

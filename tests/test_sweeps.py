@@ -73,7 +73,7 @@ def test_submitit_local_sweep_runs_every_job(tmp_path: Path) -> None:
     result = run_sweep(tmp_path, "epochs=1", "hydra/launcher=submitit_local", *GRID)
     assert result.returncode == 0, result.stderr[-3000:]
     assert [s["status"] for s in summaries(tmp_path).values()] == ["completed"] * 8
-    assert (tmp_path / "report" / "report.md").exists()
+    assert "- runs: 8 (8 completed)" in (tmp_path / "report" / "report.md").read_text()
 
 
 def test_sweep_run_again_skips_resumes_reruns_and_adds_only_new_values(
@@ -108,11 +108,13 @@ def test_sweep_run_again_skips_resumes_reruns_and_adds_only_new_values(
 def test_a_failing_job_does_not_stop_the_others_and_the_sweep_exits_non_zero(
     tmp_path: Path,
 ) -> None:
-    result = run_sweep(tmp_path, "epochs=1", "model=lenet5_classic,lenet5")
+    result = run_sweep(tmp_path, "epochs=1", "input_size=28", "model=alexnet,lenet5")
     assert result.returncode == 1
-    assert "1 job(s) failed" in result.stderr and "model=lenet5_classic" in result.stderr
+    assert "1 job(s) failed" in result.stderr and "model=alexnet" in result.stderr
     runs = summaries(tmp_path)
-    assert runs["batch_size=64,dataset.subset=512,epochs=1,model=lenet5"]["status"] == "completed"
+    prefix = "batch_size=64,dataset.subset=512,epochs=1,input_size=28"
+    assert runs[f"{prefix},model=lenet5"]["status"] == "completed"
+    assert runs[f"{prefix},model=alexnet"]["status"] == "failed"
     report = (tmp_path / "report" / "report.md").read_text()
     assert "## Runs not completed" in report and "cannot take input_size=28" in report
 
@@ -138,21 +140,45 @@ def test_optuna_search_runs_two_trials_on_val_accuracy(tmp_path: Path) -> None:
     assert best == max(s["best_val_accuracy"] for s in trials.values())
 
 
-def test_named_experiment_composes_with_its_grid(make_cfg) -> None:
-    cfg = make_cfg("+experiment=wd_vs_noise")
-    assert cfg.epochs == 5 and cfg.model.name == "lenet5"
-
-
-@pytest.mark.parametrize("launcher", ["joblib", "slurm", "local", "submitit_slurm"])
-def test_launcher_configs_compose_with_their_resources(launcher: str) -> None:
+def compose_with_hydra(*overrides: str):
     from hydra import compose, initialize_config_dir
 
     from tests.conftest import CONF
 
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
-        cfg = compose("config", [f"hydra/launcher={launcher}"], return_hydra_config=True)
-    assert "_target_" in cfg.hydra.launcher
+        return compose("config", list(overrides), return_hydra_config=True)
+
+
+def test_the_flagship_experiment_sweeps_the_grid_the_readme_names() -> None:
+    cfg = compose_with_hydra("+experiment=wd_vs_noise")
+    assert (cfg.epochs, cfg.model.name, cfg.hydra.sweep.dir) == (
+        5,
+        "lenet5",
+        "multirun/wd_vs_noise",
+    )
+    assert dict(cfg.hydra.sweeper.params) == {
+        "regularization.weight_decay": "0,1e-4,1e-3,1e-2",
+        "regularization.noise_std": "0,0.1,0.2,0.3",
+        "seed": "0,1,2",
+    }
+
+
+@pytest.mark.parametrize(
+    ("launcher", "plugin", "cpus_per_task"),
+    [
+        ("joblib", "JoblibLauncher", None),
+        ("slurm", "SlurmLauncher", 2),
+        ("local", "LocalLauncher", 1),
+        ("submitit_slurm", "SlurmLauncher", None),
+    ],
+)
+def test_launcher_configs_name_the_real_plugin_with_their_resources(
+    launcher: str, plugin: str, cpus_per_task: int | None
+) -> None:
+    from hydra.utils import get_class
+
+    cfg = compose_with_hydra(f"hydra/launcher={launcher}").hydra.launcher
+    assert get_class(cfg._target_).__name__ == plugin  # the plugin is installed and importable
+    assert cfg.get("cpus_per_task") == cpus_per_task
     if launcher == "slurm":
-        assert (cfg.hydra.launcher.cpus_per_task, cfg.hydra.launcher.mem_gb) == (2, 4)
-    if launcher == "local":
-        assert cfg.hydra.launcher.cpus_per_task == 1
+        assert cfg.mem_gb == 4 and cfg.timeout_min == 60
