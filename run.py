@@ -14,8 +14,9 @@ from analysis.sweep_end import note_failed_job
 from sweeplab.config import register_configs
 from sweeplab.errors import SweeplabError
 from sweeplab.modes import record_failure, run_mode
-from sweeplab.run_folder import Summary
-from sweeplab.runtime import threads_per_job
+from sweeplab.run_folder import RunLocked, Summary
+from sweeplab.runtime import Interrupted, threads_per_job
+from sweeplab.train import RESUME
 
 log = logging.getLogger("sweeplab")
 
@@ -35,6 +36,12 @@ def main(cfg: DictConfig) -> float | None:
     try:
         result = run_mode(cfg, run_dir)
         return result.best_val_accuracy if isinstance(result, Summary) else None
+    except RunLocked as locked:  # another process owns this run: not a failure, not ours
+        print(f"sweeplab: {locked}", file=sys.stderr)
+        return math.nan
+    except Interrupted as stop:  # summary.json already says `interrupted`
+        print(f"sweeplab: {run_dir}: stopped by {stop.name}; {RESUME}", file=sys.stderr)
+        sys.exit(128 + stop.signum)
     except SweeplabError as err:
         print(f"sweeplab: error: {err}", file=sys.stderr)
         record_failure(cfg, run_dir, err)
@@ -54,4 +61,8 @@ def main(cfg: DictConfig) -> float | None:
 
 if __name__ == "__main__":
     register_configs()
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # Ctrl-C outside a run's batches (composing, between jobs)
+        print("sweeplab: interrupted", file=sys.stderr)
+        sys.exit(130)

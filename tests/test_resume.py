@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +11,7 @@ import pytest
 from sweeplab import train
 from sweeplab.errors import SweeplabError
 from sweeplab.train import train_and_evaluate
-from tests.conftest import QUICK, ROOT, completed_cli_run, metrics_without_timing, run_cli
+from tests.conftest import QUICK, metrics_without_timing
 
 ARGS = (*QUICK, "epochs=3", "figures=false", "regularization.noise_std=0.1", "model.dropout=0.3")
 
@@ -107,52 +103,3 @@ def test_folder_of_another_config_stops_with_a_clear_message(make_cfg, uninterru
     with pytest.raises(SweeplabError, match="another config") as info:
         train_and_evaluate(make_cfg(*ARGS, "seed=7"), uninterrupted)
     assert "hydra.sweep.dir" in str(info.value)
-
-
-# Long enough (5 epochs of ~0.5 s) that a stop sent at the first checkpoint lands mid-run.
-CLI_ARGS = ["dataset.subset=8192", "batch_size=64", "epochs=5", "progress=false", "figures=false"]
-
-
-@pytest.fixture(scope="module")
-def straight_cli_run(tmp_path_factory) -> Path:
-    return completed_cli_run(tmp_path_factory.mktemp("straight"), *CLI_ARGS)
-
-
-def _default_sigint() -> None:
-    # A child inherits an ignored SIGINT (and Python then keeps ignoring it); in the full
-    # suite something leaves it ignored, so Ctrl-C reached a run that never saw it.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
-def test_a_run_stopped_mid_way_then_run_again_finishes_as_if_never_stopped(
-    tmp_path: Path, straight_cli_run: Path, stop: signal.Signals
-) -> None:
-    args = CLI_ARGS
-    stopped = tmp_path / "stopped"
-    command = [sys.executable, str(ROOT / "run.py"), *args, f"hydra.run.dir={stopped}"]
-    process = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        preexec_fn=_default_sigint,
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        if (stopped / "checkpoints" / "last.pt").exists():
-            break
-        time.sleep(0.02)
-    process.send_signal(stop)
-    assert process.wait() != 0, "the run finished before it was stopped"
-    if stop == signal.SIGINT:  # Ctrl-C: the run says so itself
-        assert json.loads((stopped / "summary.json").read_text())["status"] == "interrupted"
-    else:  # kill -9: no chance to write anything more
-        assert not (stopped / "summary.json").exists()
-
-    again = run_cli(*args, f"hydra.run.dir={stopped}")
-    assert again.returncode == 0, again.stderr
-    assert "resuming" in again.stdout + again.stderr
-    pd.testing.assert_frame_equal(
-        metrics_without_timing(stopped), metrics_without_timing(straight_cli_run)
-    )

@@ -112,6 +112,15 @@ def cache_path(files: list[Path], cache_dir: Path) -> Path:
     return cache_dir / f"raw-{key.hexdigest()[:16]}.pt"
 
 
+def cache_dir(root: Path, files: list[Path]) -> Path:
+    """`<dataset.root>/cache` for files under dataset.root; for files found elsewhere (a
+    read-only system folder), the user's cache folder: dataset.root is never created."""
+    if files[0].resolve().is_relative_to(root.resolve()):
+        return root / "cache"
+    user_cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(user_cache) / "sweeplab"
+
+
 def read_cached(files: list[Path], spec: DatasetSpec, cache_dir: Path) -> RawSplits:
     """The raw tensors, from a tensor file written on first use (~0.05 s instead of ~0.6 s).
 
@@ -164,7 +173,7 @@ def load_splits(
     """Load train / val / test as normalised tensors (stats: reuse a checkpoint's mean and std)."""
     spec = dataset_spec(cfg.name)
     files = find_files(spec, Path(cfg.root), cfg.download)
-    train_x, train_y, test_x, test_y = read_cached(files, spec, Path(cfg.root) / "cache")
+    train_x, train_y, test_x, test_y = read_cached(files, spec, cache_dir(Path(cfg.root), files))
     if cfg.val_size >= len(train_x):
         raise SweeplabError(
             f"invalid config: dataset.val_size={cfg.val_size}: the training set has only "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -76,10 +77,12 @@ def train_epoch(
     progress: bool = True,
     amp: bool = False,
     hflip: bool = False,
+    before_batch: Callable[[], None] | None = None,
 ) -> EpochResult:
     """One pass over shuffled full batches; flips and noise touch training batches only.
 
     `noise` is the std of the Gaussian input noise in the units of `x` (normalised images).
+    `before_batch` runs before each batch (a run checks there for a stop signal).
 
     Loss and accuracy are running averages over the epoch's batches, measured on the noisy
     inputs in training mode (dropout on), as the model changes.
@@ -94,6 +97,8 @@ def train_epoch(
     bar = tqdm(range(steps), desc=description, leave=False, disable=None if progress else True)
     warm = started
     for step in bar:
+        if before_batch is not None:
+            before_batch()
         if step == 1:
             warm = time.perf_counter()  # the first batch pays one-off set-up costs
         elif step == 1 + ESTIMATE_AFTER:

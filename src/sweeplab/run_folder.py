@@ -10,12 +10,15 @@ one: skip it, resume it, or start afresh.
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
 import logging
 import math
 import os
 import shutil
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,7 +38,35 @@ LEARNING_CURVES = "learning_curves.png"
 TEST_SAMPLES = "test_samples.png"
 CONFUSION_MATRIX = "confusion_matrix.png"
 TRAINING_OUTPUTS = (METRICS, SUMMARY, CHECKPOINTS, LEARNING_CURVES, TEST_SAMPLES, CONFUSION_MATRIX)
+LOCK = ".lock"  # flock-ed by the one process working in the folder; names it while it does
 METRICS_COLUMNS = ("epoch", "split", "loss", "accuracy", "lr", "seconds", "images_per_second")
+
+
+class RunLocked(SweeplabError):
+    """Another live process holds the run folder's lock."""
+
+
+@contextmanager
+def folder_lock(run_dir: Path) -> Iterator[None]:
+    """Hold an exclusive OS lock on the run folder while the block runs; raise RunLocked,
+    naming the holder, when another process has it. The OS releases the lock when its
+    process ends however it ends (kill -9 included), so a lock is never stale."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        holder = path.read_text().strip() or "another process"
+        raise RunLocked(f"{run_dir} is running in {holder}; skipped here") from None
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"process {os.getpid()} on host {socket.gethostname()}\n".encode())
+        yield
+    finally:
+        os.ftruncate(fd, 0)
+        os.close(fd)  # releases the lock
 
 
 def now() -> str:
@@ -190,14 +221,21 @@ class Checkpoint:
     def load(cls, path: str | Path) -> Checkpoint:
         """Load with `weights_only=True`; raise one clear line when it is unusable."""
         path = Path(path)
+        fix = "pass ckpt=<run>/checkpoints/best.pt"
+        if path.is_dir():
+            inside = path / CHECKPOINTS / "best.pt"
+            fix = f"pass ckpt={inside}" if inside.is_file() else fix
+            raise SweeplabError(f"checkpoint {path} is a folder, not a checkpoint file: {fix}")
         if not path.is_file():
-            raise SweeplabError(
-                f"checkpoint {path} does not exist: pass ckpt=<run>/checkpoints/best.pt"
-            )
+            raise SweeplabError(f"checkpoint {path} does not exist: {fix}")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # torch raises several types for unreadable files
-            raise SweeplabError(f"cannot read checkpoint {path}: {err}".splitlines()[0]) from err
+            reason = f"{type(err).__name__}: {err}".splitlines()[0]
+            raise SweeplabError(
+                f"cannot read checkpoint {path}: not a file torch.save wrote, or cut short "
+                f"({reason}); {fix}"
+            ) from err
         if not isinstance(state, dict) or "model" not in state or "config" not in state:
             raise SweeplabError(f"{path} is not a sweeplab checkpoint (no model state and config)")
         known = {f.name for f in fields(cls)}

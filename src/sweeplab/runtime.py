@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 import random
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -93,3 +97,66 @@ def peak_rss_mb() -> float:
 
     kilobytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KB on Linux
     return round(kilobytes / 1024, 1)
+
+
+# Stop a run at the next batch boundary: what SLURM (time limit, preemption), `docker stop`
+# and systemd send, Ctrl-C, and the user signal batch systems use for a warning.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop signal reached the run; raised at the next batch boundary."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+        super().__init__(self.name)
+
+
+class StopSignals:
+    """While installed, a stop signal sets a flag that `check` (called between batches)
+    turns into `Interrupted`, so the run never stops half-way through writing a file.
+
+    Under submitit (SLURM, or its local twin) submitit owns the signals: it requeues a
+    preempted job on SIGUSR2 and ignores SIGTERM. Then `note(signum)` only records what
+    happened and submitit's own handler runs as before.
+    """
+
+    def __init__(self, note: Callable[[int], None]) -> None:
+        self.note = note
+        self.received: int | None = None
+
+    def check(self) -> None:
+        if self.received is not None:
+            raise Interrupted(self.received)
+
+    def _stop(self, signum: int, frame: object) -> None:
+        if self.received is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now
+        self.received = signum
+
+    @contextmanager
+    def installed(self) -> Iterator[StopSignals]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self  # signal handlers can only be set from the main thread
+            return
+        under_submitit = bool(os.environ.get("SUBMITIT_EXECUTOR"))
+        signals = (signal.SIGTERM, signal.SIGUSR2) if under_submitit else STOP_SIGNALS
+        previous = {signum: signal.getsignal(signum) for signum in signals}
+
+        def noted(signum: int, frame: Any) -> None:
+            self.note(signum)
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, frame)
+            elif handler == signal.SIG_DFL:  # what the signal would have done without us
+                signal.signal(signum, signal.SIG_DFL)
+                os.kill(os.getpid(), signum)
+
+        for signum in signals:
+            signal.signal(signum, noted if under_submitit else self._stop)
+        try:
+            yield self
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)

@@ -11,10 +11,12 @@ exactly as an uninterrupted run would.
 from __future__ import annotations
 
 import logging
+import signal
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +41,13 @@ from sweeplab.run_folder import (
     MetricsWriter,
     Summary,
     decide_start,
+    folder_lock,
     now,
 )
-from sweeplab.runtime import memory_format, peak_rss_mb, set_up
+from sweeplab.runtime import Interrupted, StopSignals, memory_format, peak_rss_mb, set_up
 
 log = logging.getLogger(__name__)
+RESUME = "run the same command again to resume after the last completed epoch"
 
 # Called after each epoch's checkpoint with the epoch, the model, the data and the metrics rows
 # so far; the benchmarks score the test split there, a run never does.
@@ -82,22 +86,25 @@ def train_and_evaluate(
     """
     run = check_config(cfg)
     spec = dataset_spec(run.dataset.name)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    start = decide_start(run_dir, config_hash(run))
-    if start.action == "skip":
-        log.info("%s: already completed with this config; skipped", run_dir)
-        assert start.summary is not None
-        return start.summary
-    summary = Summary(
-        config_hash=config_hash(run),
-        model=run.model.name,
-        dataset=run.dataset.name,
-        input_size=run.input_size,
-        seed=run.seed,
-        epochs=run.epochs,
-        started_at=now(),
-    )
-    with _summary_written(summary, run_dir):
+    with ExitStack() as held:  # released in reverse: summary written, signals restored, unlocked
+        held.enter_context(folder_lock(run_dir))  # one owner; another process gets RunLocked
+        start = decide_start(run_dir, config_hash(run))
+        if start.action == "skip":
+            log.info("%s: already completed with this config; skipped", run_dir)
+            assert start.summary is not None
+            return start.summary
+        summary = Summary(
+            config_hash=config_hash(run),
+            model=run.model.name,
+            dataset=run.dataset.name,
+            input_size=run.input_size,
+            seed=run.seed,
+            epochs=run.epochs,
+            started_at=now(),
+        )
+        stop = held.enter_context(StopSignals(partial(_note_signal, summary, run_dir)).installed())
+        held.enter_context(_summary_written(summary, run_dir))
+
         device = set_up(run.threads, run.device, run.seed)  # the seed fixes the initial weights
         # Built before the data loads, so a model that cannot take the input size stops at once.
         model = build_model(run.model, spec.channels, run.input_size, spec.num_classes)
@@ -167,6 +174,7 @@ def train_and_evaluate(
                     progress=run.progress,
                     amp=run.amp,
                     hflip=run.regularization.hflip,
+                    before_batch=stop.check,
                 )
                 if run.compile and progress.compile_seconds is None:
                     progress.compile_seconds = result.first_batch_seconds
@@ -220,6 +228,7 @@ def train_and_evaluate(
                 checkpoint.save(run_dir / CHECKPOINTS / "last.pt")
                 if on_epoch is not None:
                     on_epoch(epoch, model, data, progress.history)
+                stop.check()
 
             summary.best_val_accuracy, summary.best_epoch = (
                 progress.best_val_accuracy,
@@ -262,14 +271,24 @@ def _summary_written(summary: Summary, run_dir: Path) -> Iterator[None]:
     """Write summary.json however the block ends: completed, diverged, failed or interrupted."""
     try:
         yield
+    except Interrupted as stop:
+        summary.end("interrupted", f"{stop.name}: stopped between two batches; {RESUME}")
+        raise
     except KeyboardInterrupt:
-        summary.end("interrupted", "KeyboardInterrupt")
+        summary.end("interrupted", f"KeyboardInterrupt; {RESUME}")
         raise
     except Exception as err:
         summary.end("failed", err)
         raise
     finally:
         summary.write(run_dir)
+
+
+def _note_signal(summary: Summary, run_dir: Path, signum: int) -> None:
+    """Under submitit: say in the folder that the cluster signalled the job (it goes on)."""
+    name = signal.Signals(signum).name
+    summary.end("interrupted", f"{name} from the cluster; submitit requeues a preempted job")
+    summary.write(run_dir)
 
 
 def _restore(
