@@ -129,15 +129,43 @@ def test_a_folder_of_another_config_stops_that_job_with_a_clear_message(tmp_path
     assert json.loads(next(tmp_path.glob("*/summary.json")).read_text())["epochs"] == 1
 
 
-def test_optuna_search_runs_two_trials_on_val_accuracy(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("model", "searched"),
+    [
+        ("lenet5", {"optimizer.lr", "regularization.weight_decay", "regularization.noise_std",
+                    "model.dropout"}),
+        ("lenet5_classic_lecun", {"optimizer.lr", "regularization.weight_decay",
+                                  "regularization.noise_std"}),  # no dropout to search
+    ],
+)  # fmt: skip
+def test_optuna_search_runs_two_trials_on_val_accuracy_over_the_keys_its_model_has(
+    tmp_path: Path, model: str, searched: set[str]
+) -> None:
     result = run_sweep(
-        tmp_path, "epochs=1", "hparams_search=fashion_optuna", "hydra.sweeper.n_trials=2"
-    )
+        tmp_path, "epochs=1", "hparams_search=fashion_optuna", "hydra.sweeper.n_trials=2",
+        f"model={model}",
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     trials = summaries(tmp_path)
     assert len(trials) == 2
-    best = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())["best_value"]
-    assert best == max(s["best_val_accuracy"] for s in trials.values())
+    results = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
+    assert results["best_value"] == max(s["best_val_accuracy"] for s in trials.values())
+    assert set(results["best_params"]) == searched
+
+
+def test_job_folders_past_the_file_name_limit_are_hashed_and_found_again(tmp_path: Path) -> None:
+    long_label = "variant=" + "a_very_long_study_arm_name_" * 12  # 332 bytes of overrides
+    args = ["epochs=1", "hydra/launcher=joblib", long_label, "seed=0,1"]
+    assert run_sweep(tmp_path, *args).returncode == 0
+    folders = [p.parent for p in tmp_path.glob("*/summary.json")]
+    assert len(folders) == 2 and all(len(f.name.encode()) <= 200 for f in folders)
+    assert all(
+        "a_very_long_study_arm_name_" * 12 in (f / ".hydra" / "overrides.yaml").read_text()
+        for f in folders
+    )
+    again = run_sweep(tmp_path, *args)
+    assert again.returncode == 0
+    assert (again.stdout + again.stderr).count("already completed with this config; skipped") == 2
 
 
 def compose_with_hydra(*overrides: str):

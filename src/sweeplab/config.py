@@ -147,6 +147,22 @@ OPTIMIZERS: dict[str, type[OptimizerConfig]] = {
 }
 # Config groups that name a study rather than a value; left out of job folder names.
 STUDY_GROUPS = ("experiment", "hparams_search")
+MAX_DIRNAME_BYTES = 200  # file systems allow 255 bytes per name; leave room for Hydra's own
+
+
+def job_dirname(overrides: str) -> str:
+    """A job folder's name: its overrides (Hydra's override_dirname) when they fit in a folder
+    name, else their start and a stable hash of all of them (they stay in .hydra/)."""
+    if len(overrides.encode()) <= MAX_DIRNAME_BYTES:
+        return overrides
+    digest = hashlib.sha256(overrides.encode()).hexdigest()[:16]
+    start = overrides.encode()[: MAX_DIRNAME_BYTES - 18].decode(errors="ignore")
+    return f"{start}.{digest}"
+
+
+# conf/config.yaml names job folders `${sweeplab.job_dirname:...}`, which Hydra resolves in
+# each job's own process (a joblib worker, a SLURM node): importing the library registers it.
+OmegaConf.register_new_resolver("sweeplab.job_dirname", job_dirname, replace=True)
 
 
 def runtime_keys(schema: type = RunConfig, prefix: str = "") -> tuple[str, ...]:
