@@ -289,3 +289,20 @@ def test_download_without_a_network_is_one_line(tmp_path: Path) -> None:
         pytest.skip("this machine reached the internet and downloaded KMNIST")
     assert result.returncode == 2 and result.stderr.strip().count("\n") == 0
     assert "dataset.download=true could not download KMNIST" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "key"),
+    [(["hydra.run.dir={bad}"], "hydra.run.dir"), (["-m", "seed=0,1", "hydra.sweep.dir={bad}"],
+                                                  "hydra.sweep.dir")],
+    ids=["run", "sweep"],
+)  # fmt: skip
+def test_an_unwritable_output_folder_is_one_line_before_any_work(
+    tmp_path: Path, args: list[str], key: str
+) -> None:
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("")  # as root every permission passes; a file in the path cannot
+    bad = not_a_folder / "out"
+    result = run_cli(*(arg.format(bad=bad) for arg in args))
+    assert result.returncode == 2 and result.stderr.strip().count("\n") == 0
+    assert f"cannot write the output folder {bad}" in result.stderr and key in result.stderr

@@ -1,0 +1,35 @@
+"""A Hydra callback that stops with one line, before any work, when the run or sweep folder
+cannot be written (Hydra would otherwise fail with a traceback when it creates it)."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+
+def check_writable(folder: Path, key: str) -> None:
+    """Create `folder` and a file in it, or exit 2 with one line naming `key`."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        print(
+            f"sweeplab: error: cannot write the output folder {folder} ({err.strerror}): "
+            f"pass a writable {key}=...",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+
+
+class OutputFolderCheck(Callback):
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        check_writable(Path(config.hydra.run.dir), "hydra.run.dir")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        check_writable(Path(config.hydra.sweep.dir), "hydra.sweep.dir")
