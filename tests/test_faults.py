@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import json
 import os
 import shutil
@@ -245,7 +246,8 @@ def test_a_real_full_tmpfs_during_a_checkpoint_write_keeps_the_previous_last_pt(
         assert Checkpoint.load(disk / "run" / "checkpoints" / "last.pt").epoch == 1
         assert not list(disk.rglob("*.tmp"))
     finally:
-        subprocess.run(["umount", str(disk)], check=True)
+        gc.collect()  # torch's writer of the failed file may still hold it open
+        subprocess.run(["umount", "--lazy", str(disk)], check=True)
 
 
 def test_a_missing_dataset_root_is_never_created(tmp_path: Path, monkeypatch) -> None:

@@ -89,8 +89,13 @@ def test_sweep_run_again_skips_resumes_reruns_and_adds_only_new_values(
     (interrupted / "summary.json").unlink()
     summary = json.loads((failed / "summary.json").read_text())
     (failed / "summary.json").write_text(json.dumps({**summary, "status": "failed"}))
-    ours = [p for p in completed.rglob("*") if ".hydra" not in p.parts and p.name != "run.log"]
-    untouched = {p: p.stat().st_mtime_ns for p in ours}  # Hydra's own files are rewritten
+    # Hydra's own files are rewritten, and the lock file names each process that checks it.
+    ours = [
+        p
+        for p in completed.rglob("*")
+        if ".hydra" not in p.parts and p.name not in ("run.log", ".lock")
+    ]
+    untouched = {p: p.stat().st_mtime_ns for p in ours}
     failed_mtime = (failed / "metrics.csv").stat().st_mtime_ns
 
     result = run_sweep(tmp_path, *args, "seed=0,1,2,3")  # one new value on the seed axis
