@@ -2,25 +2,31 @@
 
 A run folder is any folder with a `.hydra/config.yaml` of a training run, a `metrics.csv` or a
 `summary.json` (DESIGN.md's run-folder contract). `load_runs` gives one row per run: its
-flattened config (`model.name`, `regularization.weight_decay`, ...), its status and every
-summary field. `load_epochs` gives the long per-epoch frame of all `metrics.csv` files.
+flattened config (`model.name`, `regularization.weight_decay`, ...), its status, every
+summary field, and what its files say against each other (`problems`). `load_epochs` gives
+the long per-epoch frame of all `metrics.csv` files; `sweep_progress` where a sweep stands.
 """
 
 from __future__ import annotations
 
+import fcntl
+import io
 import json
-import logging
+import math
+import os
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import yaml
 
-log = logging.getLogger(__name__)
-
 MARKERS = ("summary.json", "metrics.csv", ".hydra/config.yaml")
 NOT_RUNS = {".hydra", "report", "checkpoints", ".submitit"}
+METRICS_COLUMNS = ["epoch", "split", "loss", "accuracy"]  # what every metrics.csv row must hold
+# What a completed run's summary.json must hold for the statistics that read it.
+COMPLETED_FIELDS = ("config_hash", "test_accuracy", "best_val_accuracy", "epochs_completed")
 
 
 class CollectError(Exception):
@@ -72,25 +78,80 @@ def _runtime_keys(folder: Path) -> list[str]:
     return [str(key) for key in names.get("exclude_keys") or []]
 
 
+def _running(folder: Path) -> bool:
+    """Whether a live process holds the run folder's `.lock` (its OS lock)."""
+    try:
+        fd = os.open(folder / ".lock", os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
 def _read_summary(folder: Path) -> dict[str, Any]:
     path = folder / "summary.json"
     if not path.exists():
-        return {"status": "incomplete", "error": "no summary.json: still running, or killed"}
+        if _running(folder):
+            return {"status": "running", "error": None}
+        return {"status": "incomplete", "error": "no summary.json: killed, or not started"}
     try:
         summary = json.loads(path.read_text())
         if not isinstance(summary, dict):
             raise ValueError("not a JSON object")
     except (OSError, ValueError) as err:
         return {"status": "unreadable", "error": f"summary.json unreadable: {err}"}
+    if "status" not in summary:
+        return {"status": "unreadable", "error": "summary.json has no status"}
     return summary
 
 
-def _epochs_done(folder: Path) -> int | None:
+def read_metrics(folder: Path) -> tuple[pd.DataFrame | None, list[str]]:
+    """metrics.csv without a row cut short (a crash mid-write), and what was wrong with it."""
+    path = folder / "metrics.csv"
     try:
-        metrics = pd.read_csv(folder / "metrics.csv")
-        return int(metrics.loc[metrics["split"] == "val", "epoch"].max())
-    except (OSError, ValueError, KeyError, pd.errors.ParserError, pd.errors.EmptyDataError):
-        return None
+        text = path.read_text()
+    except FileNotFoundError:
+        return None, []
+    except OSError as err:
+        return None, [f"metrics.csv unreadable ({err})"]
+    problems = []
+    if text and not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]  # the last row was cut mid-line: never trust it
+        problems.append("metrics.csv ends in a row cut short (left out)")
+    try:
+        metrics = pd.read_csv(io.StringIO(text))
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        return None, [*problems, f"metrics.csv unreadable ({str(err).splitlines()[0]})"]
+    missing = [c for c in METRICS_COLUMNS if c not in metrics.columns]
+    if missing:
+        return None, [*problems, f"metrics.csv lacks the columns {missing}"]
+    broken = metrics[METRICS_COLUMNS].isna().any(axis=1)
+    if broken.any():
+        problems.append(f"metrics.csv has {int(broken.sum())} incomplete row(s) (left out)")
+    return metrics[~broken], problems
+
+
+def _file_problems(summary: dict[str, Any], metrics: pd.DataFrame | None) -> list[str]:
+    """Where summary.json and metrics.csv disagree, or a completed summary lacks a field."""
+    problems = []
+    if summary.get("status") == "completed":
+        lacking = [key for key in COMPLETED_FIELDS if summary.get(key) is None]
+        if lacking:
+            problems.append(f"summary.json says completed but lacks {', '.join(lacking)}")
+    done = summary.get("epochs_completed")
+    if isinstance(done, int) and done > 0:
+        val = metrics[metrics["split"] == "val"]["epoch"] if metrics is not None else []
+        absent = sorted(set(range(1, done + 1)) - {int(e) for e in val})
+        if absent:
+            problems.append(
+                f"metrics.csv lacks the val rows of epoch(s) {absent} that summary.json reports"
+            )
+    return problems
 
 
 def load_runs(roots: Iterable[str | Path]) -> pd.DataFrame:
@@ -108,6 +169,8 @@ def load_runs(roots: Iterable[str | Path]) -> pd.DataFrame:
             if config.get("mode", "train") != "train":
                 continue  # an eval or predict folder: no training run to report
             summary = _read_summary(folder)
+            metrics, metrics_problems = read_metrics(folder)
+            summary_problems = _file_problems(summary, metrics)
             for key in ("input_size", "resize"):  # null: left to the model; the summary has it
                 if config.get(key) is None and summary.get(key) is not None:
                     config[key] = summary[key]
@@ -117,10 +180,15 @@ def load_runs(roots: Iterable[str | Path]) -> pd.DataFrame:
                 "run": str(folder.relative_to(root)) or ".",
                 "path": str(folder),
             }
-            row.update({k: v for k, v in summary.items() if not isinstance(v, dict | list)})
-            if summary["status"] in ("incomplete", "unreadable"):
-                row["epochs_completed"] = _epochs_done(folder)
             row.update(config)
+            # What happened wins over what was asked (`device`: cpu, not the config's auto).
+            row.update({k: v for k, v in summary.items() if not isinstance(v, dict | list)})
+            if summary["status"] in ("running", "incomplete", "unreadable"):
+                val = metrics[metrics["split"] == "val"] if metrics is not None else []
+                row["epochs_completed"] = int(val["epoch"].max()) if len(val) else None
+            row["problems"] = "; ".join(metrics_problems + summary_problems)
+            row["metrics_ok"] = not metrics_problems and not summary_problems
+            row["summary_ok"] = not summary_problems
             config_keys.update(dict.fromkeys(config))
             rows.append(row)
     if not rows:
@@ -149,14 +217,59 @@ def load_epochs(runs: pd.DataFrame) -> pd.DataFrame:
     """The long per-epoch frame: `path` of the run, then the columns of its metrics.csv."""
     frames = []
     for path in runs["path"]:
-        try:
-            metrics = pd.read_csv(Path(path) / "metrics.csv")
-        except FileNotFoundError:
-            continue
-        except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-            log.warning("skipping unreadable %s/metrics.csv: %s", path, err)
-            continue
-        frames.append(metrics.assign(path=path))
+        metrics, _ = read_metrics(Path(path))  # rows cut short are left out (runs.problems)
+        if metrics is not None:
+            frames.append(metrics.assign(path=path))
     if not frames:
         return pd.DataFrame(columns=["path", "epoch", "split", "loss", "accuracy"])
     return pd.concat(frames, ignore_index=True)
+
+
+def _grid_size(multirun: dict[str, Any]) -> int | None:
+    """Jobs a sweep will run, from its multirun.yaml: the sweep overrides' product (Hydra's own
+    parser), or an Optuna search's n_trials; None when it cannot tell."""
+    hydra = multirun.get("hydra", {})
+    sweeper = hydra.get("sweeper", {}) or {}
+    if "optuna" in str(sweeper.get("_target_", "")).lower():
+        return sweeper.get("n_trials")
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    by_key = {str(k): f"{k}={v}" for k, v in (sweeper.get("params") or {}).items()}
+    for text in (hydra.get("overrides", {}) or {}).get("task", []) or []:
+        by_key[text.split("=", 1)[0].lstrip("+~")] = text  # the command line wins
+    try:
+        overrides = OverridesParser.create().parse_overrides(list(by_key.values()))
+        return math.prod(
+            len(list(o.sweep_string_iterator())) for o in overrides if o.is_sweep_override()
+        )
+    except Exception:  # a sweep syntax we cannot count (interval, glob): no grid to compare
+        return None
+
+
+def sweep_progress(root: Path, runs: pd.DataFrame) -> dict[str, Any] | None:
+    """Where a sweep stands: runs per state, jobs not started, and a time-left estimate."""
+    multirun = _read_yaml(root / "multirun.yaml")
+    if not multirun:
+        return None
+    mine = runs[runs["sweep"] == str(root)]
+    counts = mine["status"].value_counts().to_dict()
+    expected = _grid_size(multirun)
+    progress: dict[str, Any] = {
+        "jobs": expected,
+        "completed": counts.get("completed", 0),
+        "running": counts.get("running", 0),
+        "failed": sum(counts.get(s, 0) for s in ("failed", "diverged", "unreadable")),
+        "stopped": sum(counts.get(s, 0) for s in ("interrupted", "incomplete")),
+        "not started": max(0, expected - len(mine)) if expected else None,
+        "seconds left": None,
+    }
+    if progress["running"] and "finished_at" in mine:
+        finished = mine.dropna(subset=["started_at", "finished_at"])
+        seconds = [
+            (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+            for start, end in zip(finished["started_at"], finished["finished_at"], strict=True)
+        ]
+        if seconds:
+            left = progress["running"] + (progress["not started"] or 0)
+            progress["seconds left"] = sum(seconds) / len(seconds) * left / progress["running"]
+    return progress

@@ -1,19 +1,26 @@
-"""Compare the runs of one or more sweep folders: tables (CSV, Markdown) and seaborn figures.
+"""Compare the runs of one or more sweep folders: comparisons that decide, tables, figures.
 
     python analysis/report.py multirun/wd_vs_noise
+    python analysis/report.py multirun/wd_vs_noise --baseline regularization.noise_std=0.1 \
+        --detect 0.002
     python analysis/report.py multirun/a multirun/b --metric val_accuracy --epochs 20:50 \
         --rows model --cols regularization.noise_std
 
-Writes runs.csv, summary.csv, report.md and PNG figures into <first sweep>/report/ (or --out).
-Statistics use completed runs only; the others are listed with their errors.
+Writes report.md, report.html (one self-contained page), runs.csv, summary.csv,
+comparisons.csv and PNG figures into <first sweep>/report/ (or --out). Statistics use
+completed runs whose files agree; the others are listed with what is wrong.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import math
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import product
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -27,17 +34,30 @@ from analysis.collect import (
     load_epochs,
     load_runs,
     runtime_columns,
+    sweep_progress,
 )
 from analysis.stats import (
+    ALPHA,
+    POWER,
+    RAW_COLUMNS,
+    REPLICATE,
     ReportError,
     cell_table,
+    compare_factors,
+    compare_levels,
     configuration_table,
+    finish,
     format_cell,
+    levels,
     metric_label,
     metric_values,
+    power_table,
     summarise,
     swept_keys,
 )
+
+MAX_GRID_LEVELS = 12  # a key with more values (an Optuna search) gets no rows x cols table
+TEMPLATE = Path(__file__).with_name("report.html.j2")
 
 
 @dataclass
@@ -48,6 +68,73 @@ class Request:
     rows: str | None = None
     cols: str | None = None
     out: Path | None = None
+    baselines: dict[str, str] = field(default_factory=dict)  # key -> value (--baseline)
+    detect: float | None = None  # a difference to plan seeds for (--detect)
+
+
+@dataclass
+class Page:
+    """The report as a list of blocks, written as Markdown and as one self-contained HTML page."""
+
+    title: str
+    blocks: list[tuple[str, Any]] = field(default_factory=list)
+
+    def heading(self, text: str) -> None:
+        self.blocks.append(("heading", text))
+
+    def text(self, *lines: str) -> None:
+        self.blocks.append(("text", list(lines)))
+
+    def table(self, frame: pd.DataFrame, caption: str = "", index: bool = False) -> None:
+        self.blocks.append(("table", (frame.reset_index() if index else frame, caption)))
+
+    def figure(self, path: Path, title: str) -> None:
+        self.blocks.append(("figure", (path, title)))
+
+    def markdown(self) -> str:
+        lines = [f"# {self.title}", ""]
+        for kind, content in self.blocks:
+            if kind == "heading":
+                lines += [f"## {content}", ""]
+            elif kind == "text":
+                lines += [*content, ""]
+            elif kind == "table":
+                frame, caption = content
+                lines += [*([caption, ""] if caption else []), _markdown_table(frame), ""]
+            else:
+                path, title = content
+                lines += [f"![{title}]({path.name})", ""]
+        return "\n".join(lines)
+
+    def html(self) -> str:
+        from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+        env = Environment(
+            loader=FileSystemLoader(TEMPLATE.parent), autoescape=select_autoescape(["j2"])
+        )
+        blocks = []
+        for kind, content in self.blocks:
+            if kind == "table":
+                frame, caption = content
+                styler = frame.style.hide(axis="index").format(
+                    lambda v: f"{v:.4g}" if isinstance(v, float) else v, escape="html", na_rep="-"
+                )
+                blocks.append(("table", (styler.to_html(), caption)))
+            elif kind == "figure":
+                path, title = content
+                data = base64.b64encode(path.read_bytes()).decode()
+                blocks.append(("figure", (f"data:image/png;base64,{data}", title)))
+            elif kind == "text":
+                blocks.append(
+                    ("text", [line.removeprefix("- ").replace("`", "") for line in content])
+                )
+            else:
+                blocks.append((kind, content))
+        return env.get_template(TEMPLATE.name).render(title=self.title, blocks=blocks)
+
+
+def _markdown_table(frame: pd.DataFrame) -> str:
+    return frame.to_markdown(index=False, floatfmt=".4g", missingval="-")
 
 
 def parse_window(text: str | None) -> tuple[int, int] | None:
@@ -63,6 +150,17 @@ def parse_window(text: str | None) -> tuple[int, int] | None:
     return first, last
 
 
+def parse_baselines(texts: list[str]) -> dict[str, str]:
+    """['key=value', ...] -> {key: value}."""
+    pairs = {}
+    for text in texts:
+        key, sep, value = text.partition("=")
+        if not sep or not key or not value:
+            raise ReportError(f"--baseline {text!r}: use KEY=VALUE, e.g. --baseline seed=0")
+        pairs[key] = value
+    return pairs
+
+
 def resolve_key(runs: pd.DataFrame, key: str | None) -> str | None:
     """Accept a group name for its `.name` key (`model` -> `model.name`)."""
     if key is not None and f"{key}.name" in runs.columns:
@@ -73,22 +171,81 @@ def resolve_key(runs: pd.DataFrame, key: str | None) -> str | None:
     raise ReportError(f"unknown key {key!r}; config keys are: {keys}")
 
 
-def markdown(table: pd.DataFrame, index: bool = True) -> str:
-    """A pandas frame as a GitHub Markdown table (no extra dependency)."""
-    frame = table.reset_index() if index else table
-    header = [str(c) for c in frame.columns]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in frame.itertuples(index=False):
-        lines.append("| " + " | ".join("" if pd.isna(v) else str(v) for v in row) + " |")
-    return "\n".join(lines)
+def _sweep_orders(runs: pd.DataFrame, sweeps: list[Path]) -> dict[str, list[str]]:
+    """Each swept override's values in the order the sweep gave them (its first is the
+    default baseline), from the sweeps' multirun.yaml."""
+    import yaml
+
+    orders: dict[str, list[str]] = {}
+    for sweep in sweeps:
+        try:
+            hydra = yaml.safe_load((sweep / "multirun.yaml").read_text()).get("hydra", {})
+        except (OSError, AttributeError, yaml.YAMLError):
+            continue
+        texts = [f"{k}={v}" for k, v in ((hydra.get("sweeper") or {}).get("params") or {}).items()]
+        for text in [*texts, *((hydra.get("overrides") or {}).get("task") or [])]:
+            key, _, values = str(text).partition("=")
+            if "," in values:
+                orders.setdefault(key.lstrip("+~"), [v.strip() for v in values.split(",")])
+    return orders
+
+
+def choose_baselines(runs: pd.DataFrame, factors: list[str], request: Request) -> dict[str, object]:
+    """Per factor: --baseline's value, else the first value the sweep gave, else the lowest."""
+    orders = _sweep_orders(runs, request.sweeps)
+    wanted = {resolve_key(runs, key): value for key, value in request.baselines.items()}
+    chosen: dict[str, object] = {}
+    for factor in factors:
+        present = levels(runs, factor)
+        if not present:
+            continue
+        if factor in wanted:
+            match = [v for v in present if _equal(v, wanted[factor])]
+            if not match:
+                raise ReportError(
+                    f"--baseline {factor}={wanted[factor]}: no completed run has that value; "
+                    f"they have {', '.join(str(v) for v in present)}"
+                )
+            chosen[factor] = match[0]
+            continue
+        order = orders.get(factor) or orders.get(factor.removesuffix(".name"))
+        if order is None:  # a group whose options are the factor's values (lenet_variant)
+            names = {str(v) for v in present}
+            order = next((o for o in orders.values() if names <= set(o)), None)
+        first = [v for text in order or [] for v in present if _equal(v, text)]
+        chosen[factor] = (first or present)[0]
+    unknown = set(wanted) - set(factors)
+    if unknown:
+        raise ReportError(
+            f"--baseline {sorted(unknown)[0]}: not a swept key ({', '.join(factors)})"
+        )
+    return chosen
+
+
+def _equal(value: object, text: object) -> bool:
+    try:
+        return math.isclose(float(value), float(text))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return str(value) == str(text)
+
+
+def is_grid(runs: pd.DataFrame, factors: list[str]) -> bool:
+    """Whether the configurations fill (most of) a grid of the factors' values, as a sweep over
+    lists does and a search (Optuna) does not: only a grid gets rows x cols tables."""
+    if not factors or any(runs[f].nunique() > MAX_GRID_LEVELS for f in factors):
+        return False
+    cells = math.prod(runs[f].nunique() for f in factors)
+    return len(runs.drop_duplicates(factors)) * 2 >= cells
 
 
 def write_report(request: Request) -> Path:
-    """Collect, summarise and plot; return the folder written."""
+    """Collect, check, compare, tabulate and plot; return the folder written."""
     runs = load_runs(request.sweeps)
     epochs = load_epochs(runs)
     label = metric_label(request.metric, request.window)
-    runs[label] = metric_values(runs, epochs, request.metric, request.window)
+    per_epoch = request.window is not None or request.metric not in runs.columns
+    values = metric_values(runs, epochs, request.metric, request.window)
+    runs[label] = values.where(runs["metrics_ok" if per_epoch else "summary_ok"])
     rows_key, cols_key = resolve_key(runs, request.rows), resolve_key(runs, request.cols)
     config_keys = config_columns(runs) + (["sweep"] if len(request.sweeps) > 1 else [])
     required = [key for key in (rows_key, cols_key) if key]
@@ -98,72 +255,210 @@ def write_report(request: Request) -> Path:
 
     out = request.out or request.sweeps[0] / "report"
     out.mkdir(parents=True, exist_ok=True)
-    done = runs[runs["status"] == "completed"]
-    summary = summarise(done, factors, label)
+    done = runs[(runs["status"] == "completed") & runs[label].notna()]
+    # A key can be swept yet have one value left among the usable runs: nothing to compare.
+    factors = [f for f in factors if f in required or done[f].astype(str).nunique() > 1]
+    rows_key = rows_key if rows_key in factors else (factors[0] if factors else None)
+    cols_key = (
+        cols_key if cols_key in factors else next((f for f in factors if f != rows_key), None)
+    )
+    baselines = choose_baselines(done, factors, request)
+    gridded = is_grid(done, factors)
+    raw = [compare_factors(done, factors, label, baselines)]
+    if gridded and cols_key:
+        raw.append(_cell_comparisons(done, factors, rows_key, cols_key, label, baselines))
+    compared = finish(pd.concat(raw, ignore_index=True))  # one family for Holm's adjustment
     runs.drop(columns=["path"]).to_csv(out / "runs.csv", index=False)
-    summary.to_csv(out / "summary.csv", index=False)
+    summarise(done, factors, label).to_csv(out / "summary.csv", index=False)
+    compared.to_csv(out / "comparisons.csv", index=False)
 
-    lines = [f"# Report: {', '.join(str(s) for s in request.sweeps)}", ""]
-    lines += _overview(runs, done, factors, label, request)
-    figures = []
+    page = Page(f"Report: {', '.join(str(s) for s in request.sweeps)}")
+    _overview(page, runs, done, factors, label, request)
+    for sweep in request.sweeps:
+        _progress(page, sweep, runs)
     if factors and len(done):
+        _comparisons(page, done, factors, label, baselines, compared, request)
+    if gridded and len(done):
         assert rows_key is not None
-        grid_keys = [k for k in (rows_key, cols_key) if k]
-        table = summary if grid_keys == factors else summarise(done, grid_keys, label)
-        lines += [f"## {label}: {rows_key} x {cols_key or '-'}", "", "mean ± std (n seeds)", ""]
-        grid_cells = cell_table(table, rows_key, cols_key)
-        grid_cells.index.name = f"{rows_key} \\ {cols_key}" if cols_key else rows_key
-        lines += [markdown(grid_cells), ""]
-        grid = (
-            table.pivot_table(index=rows_key, columns=cols_key, values="mean", dropna=False)
-            if cols_key
-            else table.set_index(rows_key)[["mean"]]
-        )
-        grid.to_csv(out / "heatmap.csv")  # the heatmap's numbers: mean per cell
-        plots.heatmap(table, rows_key, cols_key, label, out / "heatmap.png")
-        figures.append(("heatmap", "heatmap.png"))
-        for factor in factors if len(factors) > 1 else []:  # marginal tables, one per key
-            marginal = cell_table(summarise(done, [factor], label), factor, None)
-            lines += [f"### {label} by {factor}", "", markdown(marginal), ""]
-        plots.metric_by_factor(done, factors, label, cols_key, out / "metric_by_key.png")
-        figures.append((f"{label} by each swept key", "metric_by_key.png"))
-    elif len(done):
-        lines += [f"## {label}", "", format_cell(*summary.loc[0, ["mean", "std", "n"]]), ""]
+        _grids(page, done, factors, rows_key, cols_key, label, baselines, compared, out)
+    elif len(done) and not factors:
+        summary = summarise(done, [], label).iloc[0]
+        page.heading(label)
+        page.text(format_cell(summary["mean"], summary["std"], int(summary["n"])))
     if len(done):
-        lines += ["## Per configuration", ""]
-        lines += [markdown(configuration_table(done, factors, label), index=False), ""]
-    lines += _best(done, epochs, factors, label, request)
-    curves = _curves(runs, epochs, factors)
-    if not curves.empty:
-        plots.learning_curves(
-            curves, "val_accuracy", "config" if factors else None, out / "learning_curves.png"
+        page.heading("Per configuration")
+        table = configuration_table(done, factors, label)
+        if not gridded and factors:  # a search: best first
+            table = table.sort_values("_mean", ascending=False)
+        page.table(
+            table.drop(columns="_mean"), "n counts runs; a configuration's runs differ only in seed"
         )
-        figures.append(("val accuracy per epoch", "learning_curves.png"))
-    lines += _problems(runs)
-    if figures:
-        lines += ["## Figures", ""] + [f"![{title}]({name})" for title, name in figures] + [""]
-    (out / "report.md").write_text("\n".join(lines))
+    _best(page, done, epochs, factors, label, request)
+    curves = _curves(done, epochs, factors)
+    if not curves.empty:
+        hue = "config" if factors else None
+        plots.learning_curves(curves, "val_accuracy", hue, out / "learning_curves.png")
+    _inconsistent(page, runs, epochs, request)
+    _problems(page, runs)
+    figures = [
+        ("heatmap", "heatmap.png"),
+        (f"{label} by each swept key", "metric_by_key.png"),
+        ("val accuracy per epoch", "learning_curves.png"),
+    ]
+    shown = [(title, out / name) for title, name in figures if (out / name).exists()]
+    if shown:
+        page.heading("Figures")
+        for title, path in shown:
+            page.figure(path, title)
+    (out / "report.md").write_text(page.markdown())
+    (out / "report.html").write_text(page.html())
     return out
 
 
-def _overview(runs, done, factors, label, request) -> list[str]:
+def _overview(page, runs, done, factors, label, request) -> None:
     counts = runs["status"].value_counts().to_dict()
-    seeds = sorted(done["seed"].dropna().unique().tolist()) if "seed" in done else []
+    seeds = sorted(done[REPLICATE].dropna().unique().tolist()) if REPLICATE in done else []
     window = (
         f", averaged over epochs {request.window[0]}-{request.window[1]}" if request.window else ""
     )
-    return [
+    page.text(
         f"- runs: {len(runs)} ({', '.join(f'{n} {s}' for s, n in sorted(counts.items()))})",
         f"- swept keys: {', '.join(factors) if factors else 'none'}; seeds (replicates): {seeds}",
-        f"- metric: `{label}`{window}; statistics over completed runs only",
-        "",
+        f"- metric: `{label}`{window}; statistics over completed runs whose files agree",
+    )
+
+
+def _progress(page: Page, sweep: Path, runs: pd.DataFrame) -> None:
+    """Where a sweep stands, when it is not simply finished."""
+    progress = sweep_progress(sweep, runs)
+    if progress is None:
+        return
+    unfinished = progress["running"] or progress["stopped"] or progress["not started"]
+    if not unfinished and not progress["failed"]:
+        return
+    jobs = progress["jobs"] if progress["jobs"] is not None else "?"
+    parts = [f"{progress[k]} {k}" for k in ("completed", "running", "failed", "stopped")]
+    if progress["not started"] is not None:
+        parts.append(f"{progress['not started']} not started")
+    page.heading(f"Where {sweep} stands")
+    lines = [f"- {jobs} jobs: {', '.join(parts)}"]
+    if progress["seconds left"] is not None:
+        minutes = progress["seconds left"] / 60
+        lines.append(f"- about {minutes:.0f} min left at the pace of the finished runs")
+    page.text(*lines)
+
+
+def _cell_comparisons(done, factors, rows_key, cols_key, label, baselines) -> pd.DataFrame:
+    """Each rows x cols cell against the baseline cell (in the baseline slice of any other
+    factor), paired on the seed: the heatmap's marks."""
+    others = [f for f in factors if f not in (rows_key, cols_key)]
+    data = done
+    for key in others:
+        data = data[data[key].astype(str) == str(baselines[key])]
+    cells = data.assign(_cell=data[rows_key].astype(str) + ", " + data[cols_key].astype(str))
+    base = f"{baselines[rows_key]}, {baselines[cols_key]}"
+    rows = [
+        compare_levels(cells, "_cell", cell, base, [REPLICATE], label)
+        for cell in cells["_cell"].unique()
+        if cell != base
     ]
+    table = pd.DataFrame(rows, columns=RAW_COLUMNS).assign(metric=label)
+    return table.assign(factor=f"{rows_key} x {cols_key} cell")
 
 
-def _best(done, epochs, factors, label, request) -> list[str]:
+def _comparisons(page, done, factors, label, baselines, compared, request) -> None:
+    page.heading(f"Comparisons: {label} against a baseline")
+    base = ", ".join(f"{k}={v}" for k, v in baselines.items())
+    page.text(
+        f"Each level of each swept key against its baseline ({base}; choose with "
+        "`--baseline KEY=VALUE`): the difference of the means over runs matched on every other "
+        f"swept key and on the seed, a {1 - ALPHA:.0%} t interval of the paired differences, the "
+        f"paired t-test's p, and p_holm, Holm's adjustment over all {len(compared)} comparisons "
+        f"of this report. A verdict other than `no detectable difference` needs p_holm < {ALPHA}."
+    )
+    shown = compared[~compared["factor"].str.endswith(" cell")]
+    page.table(_rounded(shown.drop(columns="metric")))
+    welch = shown[shown["test"].str.startswith("Welch")]
+    if len(welch):
+        page.text(
+            f"{len(welch)} comparison(s) could not be paired (their seeds or other keys differ) "
+            "and use Welch's unequal-variance t-test instead."
+        )
+    power = power_table(done, factors, label, baselines, request.detect)
+    page.text(
+        f"What these seeds can detect: the smallest true difference a paired t-test finds "
+        f"with {POWER:.0%} power at the observed spread of the paired differences"
+        + (
+            f", and the pairs (seeds x cells) a difference of {request.detect:g} needs"
+            if request.detect
+            else ""
+        )
+        + "."
+    )
+    page.table(_rounded(power))
+
+
+def _rounded(frame: pd.DataFrame) -> pd.DataFrame:
+    """Numbers as text with 4 significant digits (p-values: 3), for the tables on the page."""
+    out = frame.copy()
+    for column in out.columns:
+        if pd.api.types.is_float_dtype(out[column]):
+            digits = ".3g" if column.startswith("p") else ".4g"
+            out[column] = [("-" if pd.isna(v) else format(v, digits)) for v in out[column]]
+    return out
+
+
+def _grids(page, done, factors, rows_key, cols_key, label, baselines, compared, out) -> None:
+    """rows x cols tables whose cells hold runs that differ only in seed: one per value of
+    any other swept key; the heatmap for the baseline slice; marginal tables, pooled."""
+    others = [f for f in factors if f not in (rows_key, cols_key)]
+    page.heading(f"{label}: {rows_key} x {cols_key or '-'}")
+    slices = list(product(*(levels(done, key) for key in others))) or [()]
+    for values in slices:
+        data = done
+        for key, value in zip(others, values, strict=True):
+            data = data[data[key].astype(str) == str(value)]
+        if data.empty:
+            continue
+        where = ", ".join(f"{k}={v}" for k, v in zip(others, values, strict=True))
+        grid = cell_table(
+            summarise(data, [k for k in (rows_key, cols_key) if k], label), rows_key, cols_key
+        )
+        grid.index.name = f"{rows_key} \\ {cols_key}" if cols_key else rows_key
+        caption = "mean ± std (n seeds); a cell's runs differ only in seed"
+        page.table(grid, f"{caption}{f'; with {where}' if where else ''}", index=True)
+    for factor in factors if len(factors) > 1 else []:  # marginal tables, pooled over the rest
+        pooled = ", ".join(f for f in factors if f != factor)
+        marginal = cell_table(summarise(done, [factor], label), factor, None)
+        marginal.columns = ["mean ± std (n runs)"]
+        page.table(
+            marginal,
+            f"{label} by {factor}, pooled over {pooled} and seeds (n counts runs)",
+            index=True,
+        )
+    plots.metric_by_factor(done, factors, label, cols_key, out / "metric_by_key.png")
+    base_slice = done
+    for key in others:
+        base_slice = base_slice[base_slice[key].astype(str) == str(baselines[key])]
+    if base_slice.empty:
+        return
+    table = summarise(base_slice, [k for k in (rows_key, cols_key) if k], label)
+    grid = (
+        table.pivot_table(index=rows_key, columns=cols_key, values="mean", dropna=False)
+        if cols_key
+        else table.set_index(rows_key)[["mean"]]
+    )
+    grid.to_csv(out / "heatmap.csv")  # the heatmap's numbers: mean per cell
+    marks = compared[compared["factor"] == f"{rows_key} x {cols_key} cell"]
+    differs = {cell for cell, v in zip(marks["level"], marks["verdict"], strict=True)
+               if v in ("higher", "lower")}  # fmt: skip
+    plots.heatmap(table, rows_key, cols_key, label, out / "heatmap.png", differs, baselines)
+
+
+def _best(page, done, epochs, factors, label, request) -> None:
     """The configuration with the best mean val accuracy, and its test numbers."""
     if done.empty:
-        return []
+        return
     select = "val_accuracy" if request.window else "best_val_accuracy"
     chosen = done.assign(_select=metric_values(done, epochs, select, request.window))
     groups = chosen.groupby(factors, dropna=False) if factors else [((), chosen)]
@@ -172,9 +467,8 @@ def _best(done, epochs, factors, label, request) -> list[str]:
     key = key if isinstance(key, tuple) else (key,)
     where = ", ".join(f"{f}={v}" for f, v in zip(factors, key, strict=True)) or "all runs"
     test, value = group["test_accuracy"].astype(float), group[label].dropna()
-    return [
-        "## Best configuration (chosen on validation, never test)",
-        "",
+    page.heading("Best configuration (chosen on validation, never test)")
+    page.text(
         f"- {where}: mean {metric_label(select, request.window)} {score:.4f}",
         f"- its test_accuracy: {format_cell(test.mean(), test.std(ddof=1), len(test))}",
         *(
@@ -182,12 +476,12 @@ def _best(done, epochs, factors, label, request) -> list[str]:
             if label != "test_accuracy"
             else []
         ),
-        "",
-    ]
+    )
 
 
 def _curves(runs: pd.DataFrame, epochs: pd.DataFrame, factors: list[str]) -> pd.DataFrame:
     val = epochs[epochs["split"] == "val"].rename(columns={"accuracy": "val_accuracy"})
+    val = val[val["path"].isin(runs["path"])]
     if not factors:
         return val.assign(config="all")
     # "weight_decay=0.001, noise_std=0.1": the last part of each key keeps legends short.
@@ -197,15 +491,34 @@ def _curves(runs: pd.DataFrame, epochs: pd.DataFrame, factors: list[str]) -> pd.
     return val.assign(config=val["path"].map(named.agg(", ".join, axis=1)))
 
 
-def _problems(runs: pd.DataFrame) -> list[str]:
+def _inconsistent(page: Page, runs: pd.DataFrame, epochs: pd.DataFrame, request) -> None:
+    bad = runs[runs["problems"].astype(bool)]
+    short = pd.DataFrame()
+    if request.window:
+        last = epochs.groupby("path")["epoch"].max()
+        reached = runs["path"].map(last)
+        short = runs[(runs["status"] == "completed") & ~(reached >= request.window[1])]
+    if bad.empty and short.empty:
+        return
+    page.heading("Inconsistent runs")
+    if len(bad):
+        page.text("Left out of the statistics that need the missing or broken part:")
+        page.table(bad[["run", "status", "problems"]])
+    if len(short):
+        first, last = request.window
+        page.text(
+            f"{len(short)} completed run(s) do not reach epoch {last}, so the window "
+            f"{first}:{last} leaves them out: " + ", ".join(short["run"])
+        )
+
+
+def _problems(page: Page, runs: pd.DataFrame) -> None:
     bad = runs[runs["status"] != "completed"]
     if bad.empty:
-        return []
-    lines = ["## Runs not completed", "", "| run | status | error |", "|---|---|---|"]
-    for row in bad.itertuples():
-        error = str(getattr(row, "error", "") or "").splitlines()
-        lines.append(f"| {row.run} | {row.status} | {error[-1] if error else ''} |")
-    return [*lines, ""]
+        return
+    page.heading("Runs not completed")
+    errors = [str(e or "").splitlines()[-1] if str(e or "") else "" for e in bad["error"]]
+    page.table(pd.DataFrame({"run": bad["run"], "status": bad["status"], "error": errors}))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -218,17 +531,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", help="average a per-epoch metric over epochs FIRST:LAST")
     parser.add_argument("--rows", help="config key for table rows (default: first swept key)")
     parser.add_argument("--cols", help="config key for table columns (default: second swept key)")
+    parser.add_argument(
+        "--baseline", action="append", default=[], metavar="KEY=VALUE",
+        help="the level others are compared with (default: the sweep's first value); repeatable",
+    )  # fmt: skip
+    parser.add_argument(
+        "--detect", type=float, help="a difference to plan for: how many seeds it needs"
+    )
     parser.add_argument("--out", type=Path, help="output folder (default: <first sweep>/report)")
     args = parser.parse_args(argv)
     try:
         request = Request(
-            args.sweeps, args.metric, parse_window(args.epochs), args.rows, args.cols, args.out
-        )
+            args.sweeps, args.metric, parse_window(args.epochs), args.rows, args.cols, args.out,
+            parse_baselines(args.baseline), args.detect,
+        )  # fmt: skip
         out = write_report(request)
     except (CollectError, ReportError) as err:
         print(f"report: error: {err}", file=sys.stderr)
         return 2
-    print(f"wrote {out / 'report.md'}")
+    print(f"wrote {out / 'report.md'} and report.html")
     return 0
 
 

@@ -1,41 +1,26 @@
-"""Numbers for a report: the metric per run, swept keys, mean / std / n / 95 % CI per config."""
+"""Numbers for a report: the metric per run, swept keys, mean / std / n / 95 % CI per config,
+paired comparisons against a baseline with Holm-adjusted p-values, and what the seeds can
+detect. Every distribution comes from scipy.stats."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
+from scipy import optimize, stats
 
 REPLICATE = "seed"  # the replicate axis: never a factor of a comparison
 SPLITS = ("train", "val", "test")
-# Two-sided 95 % critical values of Student's t by degrees of freedom (larger df: nearest below).
-T_975 = {
-    1: 12.706,
-    2: 4.303,
-    3: 3.182,
-    4: 2.776,
-    5: 2.571,
-    6: 2.447,
-    7: 2.365,
-    8: 2.306,
-    9: 2.262,
-    10: 2.228,
-    12: 2.179,
-    15: 2.131,
-    20: 2.086,
-    30: 2.042,
-    60: 2.000,
-    120: 1.980,
-}
+ALPHA = 0.05  # two-sided level of every test and (1 - ALPHA) of every interval
+POWER = 0.8  # for the smallest detectable difference and the seeds a difference needs
+COMPARISON_COLUMNS = ["metric", "factor", "level", "baseline", "n", "mean_diff", "ci_low",
+                      "ci_high", "p", "p_holm", "verdict", "test"]  # fmt: skip
+RAW_COLUMNS = ["factor", "level", "baseline", "n", "mean_diff", "ci_low", "ci_high", "p", "test"]
 
 
 class ReportError(Exception):
     """A bad request (unknown metric or key, empty window); the message says what is valid."""
-
-
-def t_critical(df: int) -> float:
-    """Student's t for a two-sided 95 % interval (rounded down to the table's df: wider)."""
-    return T_975[max(k for k in T_975 if k <= df)]
 
 
 def metric_label(metric: str, window: tuple[int, int] | None) -> str:
@@ -48,7 +33,7 @@ def metric_values(
     """The metric per run: a summary field, or `<split>_<column>` of metrics.csv.
 
     Without a window a per-epoch metric is its value at the run's last epoch; with `A:B` it is
-    the mean over epochs A..B inclusive.
+    the mean over epochs A..B inclusive, and NaN for a run whose metrics do not reach B.
     """
     if window is None and metric in runs.columns and metric not in ("sweep", "run", "path"):
         return pd.to_numeric(runs[metric], errors="coerce")
@@ -61,9 +46,10 @@ def metric_values(
         )
     rows = epochs[epochs["split"] == split]
     if window:
-        rows = rows[rows["epoch"].between(*window)]
+        covered = rows.groupby("path")["epoch"].max() >= window[1]
+        rows = rows[rows["epoch"].between(*window) & rows["path"].map(covered)]
         if rows.empty:
-            raise ReportError(f"no {split} rows in epochs {window[0]}..{window[1]} of any run")
+            raise ReportError(f"no run has {split} rows for all of epochs {window[0]}..{window[1]}")
         per_run = rows.groupby("path")[column].mean()
     else:
         per_run = rows.sort_values("epoch").groupby("path")[column].last()
@@ -76,16 +62,19 @@ def swept_keys(
     """Config keys whose values differ across runs, in config order, without redundant ones.
 
     The seed and the `runtime` keys (how a run executed, not what it computed) are never
-    factors. A key whose value is fixed by the keys already chosen (e.g. `model.activation`
-    once `model.name` is a factor) is not an independent factor and is left out.
+    factors. A key that the keys already chosen fix within every group of two or more runs
+    (e.g. `model.activation` once `model.name` is a factor) is not an independent factor and
+    is left out; where every group is a single run (an Optuna search) there is no such
+    evidence, and every varying key is a factor.
     """
     factors: list[str] = []
     for key in config_keys:
         if key == REPLICATE or key in runtime or runs[key].astype(str).nunique() < 2:
             continue
         if key not in required and factors:
-            spread = runs.astype({key: str}).groupby(factors, dropna=False)[key].nunique()
-            if (spread <= 1).all():
+            groups = runs.astype({key: str}).groupby(factors, dropna=False)[key]
+            sizes, spread = groups.size(), groups.nunique()
+            if (sizes > 1).any() and (spread[sizes > 1] <= 1).all():
                 continue
         factors.append(key)
     for key in required:
@@ -100,7 +89,7 @@ def describe(values: pd.Series) -> dict[str, float]:
     n = len(values)
     mean = values.mean() if n else math.nan
     std = values.std(ddof=1) if n > 1 else math.nan
-    half = t_critical(n - 1) * std / math.sqrt(n) if n > 1 else math.nan
+    half = stats.t.ppf(1 - ALPHA / 2, n - 1) * std / math.sqrt(n) if n > 1 else math.nan
     return {
         "mean": mean,
         "std": std,
@@ -161,7 +150,7 @@ def configuration_table(runs: pd.DataFrame, factors: list[str], value: str) -> p
     rows = []
     for key, group in groups:
         key = key if isinstance(key, tuple) else (key,)
-        stats = describe(group[value])
+        summary = describe(group[value])
         seconds = group["train_seconds"] if "train_seconds" in group else pd.Series(dtype=float)
         rows.append(
             {
@@ -170,8 +159,155 @@ def configuration_table(runs: pd.DataFrame, factors: list[str], value: str) -> p
                 "epochs": _single(group["epochs_completed"])
                 if "epochs_completed" in group
                 else "-",
-                f"{value} mean ± std (n)": format_cell(stats["mean"], stats["std"], stats["n"]),
+                f"{value} mean ± std (n)": format_cell(
+                    summary["mean"], summary["std"], summary["n"]
+                ),
+                "_mean": summary["mean"],
                 "train s (mean)": f"{seconds.mean():.1f}" if seconds.notna().any() else "-",
             }
         )
+    return pd.DataFrame(rows)
+
+
+# --- comparisons against a baseline ----------------------------------------------------------
+
+
+def _same(column: pd.Series, value: object) -> pd.Series:
+    return column.astype(str) == str(value)
+
+
+def compare_levels(
+    runs: pd.DataFrame, factor: str, level: object, baseline: object, matched_on: list[str],
+    value: str,
+) -> dict[str, object]:  # fmt: skip
+    """`value` at `level` minus at `baseline`: a paired t-test over runs that match on every
+    key in `matched_on` (the other factors and the seed), else Welch's test."""
+    keys = [key for key in matched_on if key in runs]
+    a = runs[_same(runs[factor], level)].astype({k: str for k in keys})
+    b = runs[_same(runs[factor], baseline)].astype({k: str for k in keys})
+    pairs = a.merge(b, on=keys, suffixes=("", "_base"))[[value, f"{value}_base"]].dropna()
+    row: dict[str, object] = {"factor": factor, "level": level, "baseline": baseline}
+    if len(pairs) >= 2:
+        result = stats.ttest_rel(pairs[value], pairs[f"{value}_base"])
+        diff = (pairs[value] - pairs[f"{value}_base"]).mean()
+        interval = result.confidence_interval(1 - ALPHA)
+        return {**row, "n": len(pairs), "mean_diff": diff, "ci_low": interval.low,
+                "ci_high": interval.high, "p": result.pvalue, "test": "paired t"}  # fmt: skip
+    x, y = a[value].dropna(), b[value].dropna()
+    if len(x) >= 2 and len(y) >= 2:
+        result = stats.ttest_ind(x, y, equal_var=False)
+        interval = result.confidence_interval(1 - ALPHA)
+        return {**row, "n": len(x) + len(y), "mean_diff": x.mean() - y.mean(),
+                "ci_low": interval.low, "ci_high": interval.high, "p": result.pvalue,
+                "test": "Welch (runs could not be paired)"}  # fmt: skip
+    return {**row, "n": min(len(x), len(y)), "mean_diff": x.mean() - y.mean(), "ci_low": math.nan,
+            "ci_high": math.nan, "p": math.nan, "test": "too few runs"}  # fmt: skip
+
+
+def holm(p_values: pd.Series) -> pd.Series:
+    """Holm's step-down adjustment of a family of p-values (NaN stays NaN)."""
+    valid = p_values.dropna().sort_values()
+    m = len(valid)
+    adjusted = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * valid.to_numpy()))
+    return pd.Series(adjusted, index=valid.index).reindex(p_values.index)
+
+
+def verdict(mean_diff: float, p_holm: float) -> str:
+    if pd.isna(p_holm):
+        return "too few runs"
+    if p_holm >= ALPHA:
+        return "no detectable difference"
+    return "higher" if mean_diff > 0 else "lower"
+
+
+def compare_factors(
+    runs: pd.DataFrame, factors: list[str], value: str, baselines: dict[str, object]
+) -> pd.DataFrame:
+    """Each level of each factor against that factor's baseline level, matched on the other
+    factors and the seed (`finish` then adds Holm's adjustment and the verdicts)."""
+    rows = []
+    for factor in factors:
+        others = [f for f in factors if f != factor] + [REPLICATE]
+        for level in levels(runs, factor):
+            if str(level) != str(baselines[factor]):
+                rows.append(compare_levels(runs, factor, level, baselines[factor], others, value))
+    return pd.DataFrame(rows, columns=RAW_COLUMNS).assign(metric=value)
+
+
+def finish(table: pd.DataFrame) -> pd.DataFrame:
+    """Add `p_holm` (Holm over the whole table: one family) and `verdict`."""
+    table = table.reset_index(drop=True)
+    table["p_holm"] = holm(table["p"].astype(float)) if len(table) else []
+    table["verdict"] = [
+        verdict(d, p) for d, p in zip(table["mean_diff"], table["p_holm"], strict=True)
+    ]
+    return table[COMPARISON_COLUMNS]
+
+
+def levels(runs: pd.DataFrame, factor: str) -> list[object]:
+    """The factor's values in their natural (numeric, then text) order."""
+    return sorted(runs[factor].dropna().unique(), key=sort_key)
+
+
+def sort_key(value: object) -> tuple[int, float, str]:
+    try:
+        return (0, float(value), "")  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return (1, 0.0, str(value))
+
+
+def paired_power(n: int, effect: float) -> float:
+    """Power of a two-sided paired t-test at level ALPHA with n pairs and effect d / sd."""
+    df = n - 1
+    critical = stats.t.ppf(1 - ALPHA / 2, df)
+    shift = effect * math.sqrt(n)
+    power = float(stats.nct.sf(critical, df, shift) + stats.nct.cdf(-critical, df, shift))
+    return 1.0 if math.isnan(power) else power  # scipy's nct gives NaN far out in the tail
+
+
+def detectable_difference(n: int, spread: float) -> float:
+    """The smallest true difference a paired t-test with n pairs detects with POWER."""
+    if n < 2 or not spread > 0:
+        return math.nan
+    effect = optimize.brentq(lambda d: paired_power(n, d) - POWER, 1e-6, 1e3)
+    return effect * spread
+
+
+def pairs_needed(difference: float, spread: float, limit: int = 10_000) -> int | None:
+    """Pairs (seeds) a paired t-test needs to detect `difference` with POWER; None past limit."""
+    if not spread > 0:
+        return 2
+    effect = abs(difference) / spread
+    return next((n for n in range(2, limit) if paired_power(n, effect) >= POWER), None)
+
+
+def power_table(
+    runs: pd.DataFrame, factors: list[str], value: str, baselines: dict[str, object],
+    detect: float | None,
+) -> pd.DataFrame:  # fmt: skip
+    """Per factor: the spread of paired differences, pairs per comparison, the smallest
+    difference those pairs detect with 80 % power, and the pairs `detect` would need."""
+    rows = []
+    for factor in factors:
+        others = [k for k in [*factors, REPLICATE] if k != factor and k in runs]
+        diffs, counts = [], []
+        for level in levels(runs, factor):
+            if str(level) == str(baselines[factor]):
+                continue
+            a = runs[_same(runs[factor], level)].astype({k: str for k in others})
+            b = runs[_same(runs[factor], baselines[factor])].astype({k: str for k in others})
+            pairs = a.merge(b, on=others, suffixes=("", "_base"))[[value, f"{value}_base"]]
+            pairs = pairs.dropna()
+            difference = pairs[value] - pairs[f"{value}_base"]
+            diffs.append(difference - difference.mean())  # spread around each level's mean
+            counts.append(len(pairs))
+        centred = pd.concat(diffs) if diffs else pd.Series(dtype=float)
+        n = min(counts) if counts else 0
+        dof = len(centred) - len(diffs)
+        spread = math.sqrt((centred**2).sum() / dof) if n >= 2 and dof > 0 else math.nan
+        row = {"factor": factor, "pairs per comparison": n, "sd of paired differences": spread,
+               f"detectable with {POWER:.0%} power": detectable_difference(n, spread)}  # fmt: skip
+        if detect is not None:
+            row[f"pairs to detect {detect:g}"] = pairs_needed(detect, spread) if n >= 2 else None
+        rows.append(row)
     return pd.DataFrame(rows)

@@ -256,3 +256,25 @@ def test_compile_and_amp_runs_complete_and_report_compile_time(make_cfg, tmp_pat
     assert summary.status == "completed" and summary.compile_seconds > 0
     state = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
     assert not any(key.startswith("_orig_mod") for key in state["model"])  # plain keys
+
+
+def test_prediction_figures_wrap_into_rows_of_five(tmp_path: Path) -> None:
+    from sweeplab import figures
+
+    images, labels = torch.rand(12, 1, 28, 28), torch.arange(12) % 10
+    fig = figures.sample_predictions(
+        images, labels, labels, tuple("0123456789"), tmp_path / "p.png"
+    )
+    assert tuple(fig.get_size_inches()) == pytest.approx((11.0, 8.1))  # 5 columns, 3 rows
+    assert sum(ax.get_visible() for ax in fig.axes) == 12
+
+
+def test_learning_curves_of_a_one_epoch_run_mark_the_point_on_a_whole_epoch(
+    trained: Path, tmp_path: Path
+) -> None:
+    from sweeplab import figures
+
+    fig = figures.learning_curves(trained / "metrics.csv", tmp_path / "curves.png")
+    for ax in fig.axes:
+        assert list(ax.get_xticks()) == [1]
+        assert all(line.get_marker() == "o" for line in ax.lines if len(line.get_xdata()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -11,21 +12,28 @@ import torch
 from matplotlib.figure import Figure  # not pyplot: no global figure state, no display needed
 from matplotlib.ticker import MaxNLocator
 
+PREDICTIONS_PER_ROW = 5  # mode=predict predict.n=100 draws 20 rows, not a 22,000-pixel strip
 
-def learning_curves(metrics_csv: Path, out: Path) -> None:
+
+def learning_curves(metrics_csv: Path, out: Path) -> Figure:
     """Loss and accuracy per epoch, train against val, from metrics.csv."""
     metrics = pd.read_csv(metrics_csv)
     metrics = metrics[metrics["split"].isin(["train", "val"])]
     fig = Figure(figsize=(10, 4))
     axes = fig.subplots(1, 2)
+    epochs = sorted(metrics["epoch"].unique())
     for ax, column in zip(axes, ("loss", "accuracy"), strict=True):
         sns.lineplot(data=metrics, x="epoch", y=column, hue="split", marker="o", ax=ax)
         ax.set_title(column)
         ax.grid(alpha=0.3)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(epochs) <= 20:  # one tick per epoch (a 1-epoch run would get 0.96, 0.98, ...)
+            ax.set_xticks(epochs)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0].set_yscale("log")
     fig.tight_layout()
     fig.savefig(out, dpi=100)
+    return fig
 
 
 def sample_predictions(
@@ -34,13 +42,17 @@ def sample_predictions(
     predicted: torch.Tensor,
     classes: tuple[str, ...],
     out: Path,
-) -> None:
+) -> Figure:
     """Test images (C x H x W, pixel units) with true and predicted labels (wrong ones in red);
     one-channel images in grayscale."""
     count = len(images)
-    fig = Figure(figsize=(2.2 * count, 2.6))
-    axes = fig.subplots(1, count, squeeze=False)
-    for ax, image, label, guess in zip(axes[0], images, labels, predicted, strict=True):
+    columns = min(count, PREDICTIONS_PER_ROW)
+    rows = math.ceil(count / columns)
+    fig = Figure(figsize=(2.2 * columns, 2.7 * rows))
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    for ax in axes[count:]:
+        ax.set_visible(False)
+    for ax, image, label, guess in zip(axes, images, labels, predicted, strict=False):
         pixels = image.clamp(0, 1).permute(1, 2, 0).numpy()  # H x W x C, as imshow wants
         ax.imshow(pixels.squeeze(2) if pixels.shape[2] == 1 else pixels, cmap="gray")
         ax.set_title(
@@ -51,6 +63,7 @@ def sample_predictions(
         ax.axis("off")
     fig.tight_layout()
     fig.savefig(out, dpi=100)
+    return fig
 
 
 def confusion_matrix(
@@ -62,7 +75,7 @@ def confusion_matrix(
     return torch.bincount(flat, minlength=n * n).reshape(n, n).numpy()
 
 
-def plot_confusion_matrix(matrix: np.ndarray, classes: tuple[str, ...], out: Path) -> None:
+def plot_confusion_matrix(matrix: np.ndarray, classes: tuple[str, ...], out: Path) -> Figure:
     """An annotated heatmap of the confusion matrix with class names."""
     fig = Figure(figsize=(8, 6.5))
     ax = fig.subplots()
@@ -81,3 +94,4 @@ def plot_confusion_matrix(matrix: np.ndarray, classes: tuple[str, ...], out: Pat
     ax.set_title(f"test confusion matrix ({int(matrix.sum())} images)")
     fig.tight_layout()
     fig.savefig(out, dpi=100)
+    return fig

@@ -1,0 +1,266 @@
+"""Reports that decide: comparisons checked against scipy on the run summaries, honest tables
+of a three-key sweep, inconsistent files named, every key of an Optuna search, where a sweep
+stands, report.html rendered by a real headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from scipy import stats
+
+from analysis.report import Request, main, write_report
+from analysis.stats import holm
+from tests.conftest import GRID, run_sweep
+
+
+@pytest.fixture
+def sweep_copy(joblib_sweep: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "sweep"
+    shutil.copytree(joblib_sweep, target, ignore=shutil.ignore_patterns("report"))
+    return target
+
+
+def summaries_with_config(sweep: Path) -> pd.DataFrame:
+    rows = []
+    for path in sweep.glob("*/summary.json"):
+        config = yaml.safe_load((path.parent / ".hydra" / "config.yaml").read_text())
+        reg = config["regularization"]
+        summary = json.loads(path.read_text())
+        rows.append({"wd": reg["weight_decay"], "noise": reg["noise_std"], "seed": config["seed"],
+                     "acc": summary["test_accuracy"]})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_comparisons_equal_a_paired_t_test_on_the_summaries_with_holm(joblib_sweep: Path) -> None:
+    table = pd.read_csv(joblib_sweep / "report" / "comparisons.csv")
+    assert list(table.columns) == [
+        "metric", "factor", "level", "baseline", "n", "mean_diff", "ci_low", "ci_high", "p",
+        "p_holm", "verdict", "test",
+    ]  # fmt: skip
+    runs = summaries_with_config(joblib_sweep)
+    # weight decay 0.01 against 0: pairs matched on noise and seed (2 x 2 = 4 pairs)
+    a = runs[runs.wd == 0.01].set_index(["noise", "seed"]).acc
+    b = runs[runs.wd == 0.0].set_index(["noise", "seed"]).acc.reindex(a.index)
+    expected = stats.ttest_rel(a, b)
+    row = table[table.factor == "regularization.weight_decay"].iloc[0]
+    assert (float(row.level), float(row.baseline)) == (0.01, 0.0)
+    assert (row.n, row.test) == (4, "paired t")
+    assert row.mean_diff == pytest.approx((a - b).mean(), abs=1e-12)
+    assert row.p == pytest.approx(expected.pvalue, rel=1e-9)
+    interval = expected.confidence_interval(0.95)
+    assert (row.ci_low, row.ci_high) == pytest.approx((interval.low, interval.high), rel=1e-9)
+    # Holm over every comparison of the report (2 factor levels + 3 heatmap cells)
+    assert len(table) == 5
+    m, order = len(table), table.p.sort_values().index
+    adjusted = (m - pd.Series(range(m), index=order)) * table.p[order]
+    assert table.p_holm.tolist() == pytest.approx(
+        adjusted.cummax().clip(upper=1).reindex(table.index).tolist()
+    )
+    for r in table.itertuples():
+        expected_verdict = ("no detectable difference" if r.p_holm >= 0.05
+                            else "higher" if r.mean_diff > 0 else "lower")  # fmt: skip
+        assert r.verdict == expected_verdict
+    text = (joblib_sweep / "report" / "report.md").read_text()
+    assert "## Comparisons: test_accuracy against a baseline" in text
+    assert "detectable with 80% power" in text
+
+
+def test_holm_adjusts_step_down_and_keeps_the_order() -> None:
+    p = pd.Series([0.01, 0.04, 0.03, 0.005])
+    assert holm(p).tolist() == pytest.approx([0.03, 0.06, 0.06, 0.02])
+
+
+def test_a_baseline_can_be_chosen_and_unpairable_runs_use_welch(
+    sweep_copy: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "r"
+    assert main([str(sweep_copy), "--baseline", "regularization.noise_std=0.3", "--detect",
+                 "0.002", "--out", str(out)]) == 0  # fmt: skip
+    table = pd.read_csv(out / "comparisons.csv")
+    noise = table[table.factor == "regularization.noise_std"]
+    assert set(noise.baseline.astype(float)) == {0.3} and set(noise.level.astype(float)) == {0.0}
+    assert "pairs to detect 0.002" in (out / "report.md").read_text()
+    # Give one level's runs seeds the others lack: nothing pairs, so Welch's test is used.
+    for path in sweep_copy.glob("*weight_decay=0.01*/summary.json"):
+        summary = json.loads(path.read_text())
+        path.write_text(json.dumps({**summary, "seed": summary["seed"] + 10}))
+    write_report(Request([sweep_copy], out=tmp_path / "w"))
+    table = pd.read_csv(tmp_path / "w" / "comparisons.csv")
+    row = table[table.factor == "regularization.weight_decay"].iloc[0]
+    assert row.test.startswith("Welch") and row.n == 8
+    runs = summaries_with_config(sweep_copy)
+    expected = stats.ttest_ind(runs[runs.wd == 0.01].acc, runs[runs.wd == 0.0].acc, equal_var=False)
+    assert row.p == pytest.approx(expected.pvalue, rel=1e-9)
+    assert "could not be paired" in (tmp_path / "w" / "report.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def three_key_sweep(tmp_path_factory) -> Path:
+    sweep = tmp_path_factory.mktemp("three") / "sweep"
+    args = ["epochs=1", "hydra/launcher=joblib", "optimizer.lr=0.01,0.02", *GRID]
+    result = run_sweep(sweep, *args, "regularization.noise_std=0,0.3")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return sweep
+
+
+def test_a_three_key_sweep_gets_one_table_per_value_of_the_third_key(three_key_sweep: Path) -> None:
+    text = (three_key_sweep / "report" / "report.md").read_text()
+    assert "swept keys: optimizer.lr, regularization.weight_decay, regularization.noise_std" in text
+    for noise in ("0.0", "0.3"):  # rows x cols are the first two keys; one table per noise
+        assert f"a cell's runs differ only in seed; with regularization.noise_std={noise}" in text
+    grid = text[text.index("optimizer.lr x regularization.weight_decay") :]
+    # every cell of the per-lr tables holds the 2 seeds of one configuration
+    first_table = grid[: grid.index("by optimizer.lr")]
+    assert set(re.findall(r"\((\d+)\)", first_table)) == {"2"}, first_table
+    pooled = "pooled over regularization.weight_decay, regularization.noise_std and seeds"
+    assert f"{pooled} (n counts runs)" in text
+
+
+def _cut_last_row(path: Path) -> None:
+    text = path.read_text().rstrip("\n")
+    path.write_text(text[: len(text) - 6])  # e.g. `2,val,...,0.6575` -> `2,val,...,0.`
+
+
+def test_inconsistent_files_are_named_and_left_out_without_a_traceback(
+    sweep_copy: Path, tmp_path: Path
+) -> None:
+    cut, short, empty, lacking, *_ = sorted(p.parent for p in sweep_copy.glob("*/summary.json"))
+    _cut_last_row(cut / "metrics.csv")  # the test row, cut mid-line
+    metrics = pd.read_csv(short / "metrics.csv")
+    metrics[metrics.split == "train"].to_csv(short / "metrics.csv", index=False)  # no val row
+    (empty / "summary.json").write_text("{}")
+    summary = json.loads((lacking / "summary.json").read_text())
+    del summary["test_accuracy"]
+    (lacking / "summary.json").write_text(json.dumps(summary))
+    result = subprocess.run(
+        [sys.executable, "analysis/report.py", str(sweep_copy), "--metric", "val_accuracy",
+         "--out", str(tmp_path / "r")], capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    text = (tmp_path / "r" / "report.md").read_text()
+    section = text[text.index("## Inconsistent runs") :]
+    assert cut.name in section and "cut short" in section
+    assert short.name in section and "lacks the val rows of epoch(s) [1]" in section
+    assert lacking.name in section and "lacks test_accuracy" in section
+    assert empty.name in text and "summary.json has no status" in text
+    runs = pd.read_csv(tmp_path / "r" / "runs.csv").set_index("run")
+    assert pd.isna(runs.loc[short.name, "val_accuracy"])  # left out of the statistics
+    assert pd.isna(runs.loc[lacking.name, "val_accuracy"])
+
+
+def test_an_epoch_window_some_runs_do_not_cover_says_so(sweep_copy: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    assert (
+        main([str(sweep_copy), "--metric", "val_accuracy", "--epochs", "1:2", "--out", str(out)])
+        == 2
+    )
+    metrics = sweep_copy / sorted(p.parent.name for p in sweep_copy.glob("*/summary.json"))[0]
+    frame = pd.read_csv(metrics / "metrics.csv")
+    extra = frame[frame.split == "val"].assign(epoch=2)
+    pd.concat([frame, extra]).to_csv(metrics / "metrics.csv", index=False)
+    summary = json.loads((metrics / "summary.json").read_text())
+    (metrics / "summary.json").write_text(json.dumps({**summary, "epochs_completed": 2}))
+    assert (
+        main([str(sweep_copy), "--metric", "val_accuracy", "--epochs", "1:2", "--out", str(out)])
+        == 0
+    )
+    text = (out / "report.md").read_text()
+    assert "7 completed run(s) do not reach epoch 2, so the window 1:2 leaves them out" in text
+
+
+def test_an_optuna_search_reports_every_key_it_searched(tmp_path: Path) -> None:
+    result = run_sweep(
+        tmp_path, "epochs=1", "hparams_search=fashion_optuna", "hydra.sweeper.n_trials=3"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = (tmp_path / "report" / "report.md").read_text()
+    keys = [
+        "model.dropout",
+        "optimizer.lr",
+        "regularization.weight_decay",
+        "regularization.noise_std",
+    ]
+    overview = text.split("\n## ")[0]
+    assert all(key in overview for key in keys), overview
+    best = text[text.index("## Best configuration") :].splitlines()[2]
+    assert all(f"{key}=" in best for key in keys), best
+    assert "- 3 jobs" not in text  # finished: no progress section
+
+
+def test_a_stopped_sweep_says_where_it_stands(sweep_copy: Path, tmp_path: Path) -> None:
+    gone = sorted(p.parent for p in sweep_copy.glob("*/summary.json"))
+    shutil.rmtree(gone[0])
+    shutil.rmtree(gone[1])
+    (gone[2] / "summary.json").unlink()  # killed
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom pathlib import Path\n"
+         "from sweeplab.run_folder import folder_lock\n"
+         "with folder_lock(Path(sys.argv[1])):\n    print('locked', flush=True)\n"
+         "    time.sleep(60)\n", str(gone[3])],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert holder.stdout.readline().strip() == "locked"
+    (gone[3] / "summary.json").unlink()
+    try:
+        text = (write_report(Request([sweep_copy], out=tmp_path / "r")) / "report.md").read_text()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert "- 8 jobs: 4 completed, 1 running, 0 failed, 1 stopped, 2 not started" in text
+    assert re.search(r"about \d+ min left at the pace of the finished runs", text)
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if path := shutil.which(name):
+            return path
+    if shutil.which("apt-get") and __import__("os").geteuid() == 0:
+        install = subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "chromium"], capture_output=True, text=True
+        )
+        if install.returncode == 0 and shutil.which("chromium"):
+            return shutil.which("chromium")  # type: ignore[return-value]
+    pytest.skip("no headless Chromium: apt-get install chromium (needs root and apt)")
+
+
+def test_report_html_is_one_self_contained_page_chromium_renders(
+    joblib_sweep: Path, tmp_path: Path
+) -> None:
+    chromium = _chromium()
+    page = joblib_sweep / "report" / "report.html"
+    html = page.read_text()
+    assert not re.search(r"(src|href)=\"(?!data:)", html)  # nothing fetched from files or hosts
+    base = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+    dom = subprocess.run([*base, "--dump-dom", page.as_uri()], capture_output=True, text=True,
+                         timeout=120)  # fmt: skip
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert dom.stdout.count("<table") >= 4 and "Comparisons" in dom.stdout
+    assert dom.stdout.count('<img src="data:image/png;base64,') == 3
+    shot = tmp_path / "page.png"
+    subprocess.run([*base, f"--screenshot={shot}", "--window-size=1200,2400", page.as_uri()],
+                   capture_output=True, timeout=120, check=True)  # fmt: skip
+    from PIL import Image
+
+    with Image.open(shot) as image:
+        low, high = image.convert("L").getextrema()
+    assert high - low > 100  # text and figures, not a blank page
+
+
+def test_report_curves_of_one_epoch_runs_are_points_on_whole_epochs(joblib_sweep: Path) -> None:
+    from analysis import plots
+    from analysis.collect import load_epochs, load_runs
+
+    runs = load_runs([joblib_sweep])
+    val = load_epochs(runs).query("split == 'val'").rename(columns={"accuracy": "val_accuracy"})
+    fig = plots.learning_curves(val, "val_accuracy", None, joblib_sweep / "report" / "c.png")
+    (ax,) = fig.axes
+    assert list(ax.get_xticks()) == [1]
+    assert [line.get_marker() for line in ax.lines if len(line.get_xdata())] == ["o"]
