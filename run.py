@@ -10,11 +10,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from analysis.sweep_end import note_failed_job
 from sweeplab.config import register_configs
 from sweeplab.errors import SweeplabError
 from sweeplab.modes import record_failure, run_mode
-from sweeplab.run_folder import RunLocked, Summary
+from sweeplab.run_folder import RunLocked, Summary, note_failed_job
 from sweeplab.runtime import Interrupted, threads_per_job
 from sweeplab.train import RESUME
 

@@ -1,14 +1,14 @@
 """The end of a multirun: write the report, list the jobs that failed, set the exit status.
 
 Jobs may run in other processes or on other machines (joblib, submitit), so a failing job
-leaves a note in `<sweep>/.sweeplab/failed/` (run.py writes it with `note_failed_job`) and
-the callback, in the launching process, reads the notes of this invocation when the sweep
-ends. Like the rest of analysis/, this module never imports the training code.
+leaves a note in `<sweep>/.sweeplab/failed/<hash>.txt` (its job name, then its error line:
+sweeplab's `run_folder.note_failed_job` writes them) and the callback, in the launching
+process, reads the notes of this invocation when the sweep ends. Like the rest of analysis/,
+this module never imports the training code: the note files are the tie.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 import sys
@@ -23,15 +23,6 @@ log = logging.getLogger(__name__)
 
 def _notes_dir(sweep_dir: Path) -> Path:
     return sweep_dir / ".sweeplab" / "failed"
-
-
-def note_failed_job(sweep_dir: Path, job: str, error: BaseException) -> None:
-    """Leave a note that `job` failed in this sweep (called by the failing job itself)."""
-    notes = _notes_dir(sweep_dir)
-    notes.mkdir(parents=True, exist_ok=True)
-    name = hashlib.sha256(job.encode()).hexdigest()[:16]
-    message = f"{type(error).__name__}: {error}".splitlines()[0]
-    (notes / f"{name}.txt").write_text(f"{job}\n{message}\n")
 
 
 def failed_jobs(sweep_dir: Path) -> dict[str, str]:

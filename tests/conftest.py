@@ -6,7 +6,8 @@ import gzip
 import pickle
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -129,3 +130,23 @@ def write_small_cifar10(root: Path, per_batch: int = 12) -> dict[str, dict]:
     meta = {"label_names": list(DATASETS["cifar10"].classes)}
     (folder / "batches.meta").write_bytes(pickle.dumps(meta))
     return batches
+
+
+@contextmanager
+def lock_holder(folder: Path) -> Iterator[subprocess.Popen[str]]:
+    """Another process holding the run folder's lock (as a run working in it does)."""
+    code = (
+        "import sys, time\nfrom pathlib import Path\nfrom sweeplab.run_folder import folder_lock\n"
+        "with folder_lock(Path(sys.argv[1])):\n"
+        "    print('locked', flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait()

@@ -24,7 +24,14 @@ from sweeplab import run_folder
 from sweeplab.errors import SweeplabError
 from sweeplab.run_folder import Checkpoint, RunLocked
 from sweeplab.train import train_and_evaluate
-from tests.conftest import QUICK, ROOT, completed_cli_run, metrics_without_timing, run_cli
+from tests.conftest import (
+    QUICK,
+    ROOT,
+    completed_cli_run,
+    lock_holder,
+    metrics_without_timing,
+    run_cli,
+)
 
 # Long enough (5 epochs of ~0.5 s) that a stop sent at the first checkpoint lands mid-run.
 CLI_ARGS = ["dataset.subset=8192", "batch_size=64", "epochs=5", "progress=false", "figures=false"]
@@ -168,38 +175,23 @@ def test_the_same_sweep_started_twice_shares_the_work_and_both_exit_0(
 def test_a_locked_run_folder_is_skipped_with_the_holders_process_and_freed_by_kill_9(
     make_cfg, tmp_path: Path
 ) -> None:
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom pathlib import Path\n"
-         "from sweeplab.run_folder import folder_lock\n"
-         "with folder_lock(Path(sys.argv[1])):\n    print('locked', flush=True)\n"
-         "    time.sleep(60)\n", str(tmp_path)],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert holder.stdout.readline().strip() == "locked"
     cfg = make_cfg(*QUICK, "figures=false")
-    with pytest.raises(RunLocked, match=rf"running in process {holder.pid} on host "):
-        train_and_evaluate(cfg, tmp_path)
-    assert not (tmp_path / "metrics.csv").exists()
-    holder.kill()
-    holder.wait()
-    assert train_and_evaluate(cfg, tmp_path).status == "completed"  # no stale lock
+    with lock_holder(tmp_path) as holder:
+        with pytest.raises(RunLocked, match=rf"running in process {holder.pid} on host "):
+            train_and_evaluate(cfg, tmp_path)
+        assert not (tmp_path / "metrics.csv").exists()
+    # the holder was killed (-9): the OS dropped its lock
+    assert train_and_evaluate(cfg, tmp_path).status == "completed"
 
 
 def test_a_locked_run_is_one_line_and_exit_0_on_the_command_line(tmp_path: Path) -> None:
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom pathlib import Path\n"
-         "from sweeplab.run_folder import folder_lock\n"
-         "with folder_lock(Path(sys.argv[1])):\n    print('locked', flush=True)\n"
-         "    time.sleep(60)\n", str(tmp_path)],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert holder.stdout.readline().strip() == "locked"
-    result = run_cli(*QUICK, f"hydra.run.dir={tmp_path}")
-    holder.kill()
-    holder.wait()
+    with lock_holder(tmp_path) as holder:
+        result = run_cli(*QUICK, f"hydra.run.dir={tmp_path}")
     assert result.returncode == 0
-    assert result.stderr.strip().endswith(f"running in process {holder.pid} on host "
-                                          f"{os.uname().nodename}; skipped here")  # fmt: skip
+    host = os.uname().nodename
+    assert result.stderr.strip().endswith(
+        f"running in process {holder.pid} on host {host}; skipped here"
+    )
     assert not (tmp_path / "summary.json").exists()  # the holder's folder: not ours to write
 
 

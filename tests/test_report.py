@@ -18,7 +18,7 @@ from scipy import stats
 
 from analysis.report import Request, main, write_report
 from analysis.stats import holm
-from tests.conftest import GRID, run_sweep
+from tests.conftest import GRID, lock_holder, run_sweep
 
 
 @pytest.fixture
@@ -200,20 +200,9 @@ def test_a_stopped_sweep_says_where_it_stands(sweep_copy: Path, tmp_path: Path) 
     shutil.rmtree(gone[0])
     shutil.rmtree(gone[1])
     (gone[2] / "summary.json").unlink()  # killed
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom pathlib import Path\n"
-         "from sweeplab.run_folder import folder_lock\n"
-         "with folder_lock(Path(sys.argv[1])):\n    print('locked', flush=True)\n"
-         "    time.sleep(60)\n", str(gone[3])],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert holder.stdout.readline().strip() == "locked"
-    (gone[3] / "summary.json").unlink()
-    try:
+    with lock_holder(gone[3]):
+        (gone[3] / "summary.json").unlink()
         text = (write_report(Request([sweep_copy], out=tmp_path / "r")) / "report.md").read_text()
-    finally:
-        holder.kill()
-        holder.wait()
     assert "- 8 jobs: 4 completed, 1 running, 0 failed, 1 stopped, 2 not started" in text
     assert re.search(r"about \d+ min left at the pace of the finished runs", text)
 

@@ -12,6 +12,9 @@ import torch
 from matplotlib.figure import Figure  # not pyplot: no global figure state, no display needed
 from matplotlib.ticker import MaxNLocator
 
+from sweeplab.data import Splits
+from sweeplab.run_folder import CONFUSION_MATRIX, LEARNING_CURVES, METRICS, TEST_SAMPLES
+
 PREDICTIONS_PER_ROW = 5  # mode=predict predict.n=100 draws 20 rows, not a 22,000-pixel strip
 
 
@@ -95,3 +98,12 @@ def plot_confusion_matrix(matrix: np.ndarray, classes: tuple[str, ...], out: Pat
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     return fig
+
+
+def draw_run_figures(run_dir: Path, data: Splits, test_predictions: torch.Tensor) -> None:
+    """A training run's three figures, into its folder."""
+    learning_curves(run_dir / METRICS, run_dir / LEARNING_CURVES)
+    images, labels = data.to_pixels(data.test_x[:5]), data.test_y[:5].cpu()
+    sample_predictions(images, labels, test_predictions[:5], data.classes, run_dir / TEST_SAMPLES)
+    matrix = confusion_matrix(data.test_y.cpu(), test_predictions, data.classes)
+    plot_confusion_matrix(matrix, data.classes, run_dir / CONFUSION_MATRIX)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import fcntl
+import hashlib
 import json
 import logging
 import math
@@ -39,6 +40,7 @@ TEST_SAMPLES = "test_samples.png"
 CONFUSION_MATRIX = "confusion_matrix.png"
 TRAINING_OUTPUTS = (METRICS, SUMMARY, CHECKPOINTS, LEARNING_CURVES, TEST_SAMPLES, CONFUSION_MATRIX)
 LOCK = ".lock"  # flock-ed by the one process working in the folder; names it while it does
+FAILED_NOTES = Path(".sweeplab") / "failed"  # in a sweep folder: a note per failed job
 METRICS_COLUMNS = ("epoch", "split", "loss", "accuracy", "lr", "seconds", "images_per_second")
 
 
@@ -296,3 +298,13 @@ def clear_training_outputs(run_dir: Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
+
+
+def note_failed_job(sweep_dir: Path, job: str, error: BaseException) -> None:
+    """Leave `<sweep>/.sweeplab/failed/<hash>.txt` (the job, then its error line) for the
+    sweep-end callback, which may run in another process than the job."""
+    notes = sweep_dir / FAILED_NOTES
+    notes.mkdir(parents=True, exist_ok=True)
+    name = hashlib.sha256(job.encode()).hexdigest()[:16]
+    message = f"{type(error).__name__}: {error}".splitlines()[0]
+    (notes / f"{name}.txt").write_text(f"{job}\n{message}\n")

@@ -33,10 +33,7 @@ from sweeplab.models import build_model, count_parameters
 from sweeplab.optim import build_optimizer, build_scheduler
 from sweeplab.run_folder import (
     CHECKPOINTS,
-    CONFUSION_MATRIX,
-    LEARNING_CURVES,
     METRICS,
-    TEST_SAMPLES,
     Checkpoint,
     MetricsWriter,
     Summary,
@@ -261,7 +258,9 @@ def train_and_evaluate(
             progress.train_seconds,
         )
         if run.figures:
-            _write_figures(run_dir, data, test.predictions)
+            from sweeplab.figures import draw_run_figures  # matplotlib: only when drawing
+
+            draw_run_figures(run_dir, data, test.predictions)
         summary.end("completed")
     return summary
 
@@ -310,16 +309,3 @@ def _restore(
         best_epoch=checkpoint.best_epoch,
         history=list(checkpoint.history),
     )
-
-
-def _write_figures(run_dir: Path, data: Splits, test_predictions: torch.Tensor) -> None:
-    from sweeplab import figures  # matplotlib and seaborn: only when figures are drawn
-
-    figures.learning_curves(run_dir / METRICS, run_dir / LEARNING_CURVES)
-    images = data.to_pixels(data.test_x[:5])
-    labels = data.test_y[:5].cpu()
-    figures.sample_predictions(
-        images, labels, test_predictions[:5], data.classes, run_dir / TEST_SAMPLES
-    )
-    matrix = figures.confusion_matrix(data.test_y.cpu(), test_predictions, data.classes)
-    figures.plot_confusion_matrix(matrix, data.classes, run_dir / CONFUSION_MATRIX)

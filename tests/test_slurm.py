@@ -1,0 +1,102 @@
+"""A real one-node SLURM cluster (Debian's slurm-wlm, started by scripts/start_slurm_cluster.sh
+where root and apt allow it): a cancelled job is one failed job of a sweep that still ends
+with its report, and a preempted job is requeued and resumes after its last epoch."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import ROOT
+
+SLURM = [
+    "hydra/launcher=slurm", "hydra.launcher.partition=cpu", "hydra.launcher.cpus_per_task=1",
+    "hydra.launcher.mem_gb=2", "dataset.subset=20000", "batch_size=64", "epochs=8",
+    "progress=false", "figures=false",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def cluster() -> None:
+    if os.geteuid() != 0 or not (shutil.which("apt-get") or shutil.which("slurmctld")):
+        pytest.skip("a SLURM cluster needs root and apt here (scripts/start_slurm_cluster.sh)")
+    started = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "start_slurm_cluster.sh")],
+        capture_output=True, text=True, timeout=1200,
+    )  # fmt: skip
+    if started.returncode != 0:
+        pytest.skip(f"no SLURM cluster here: {started.stderr.strip()[-300:]}")
+
+
+def sweep(sweep_dir: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "run.py"), "-m", *SLURM, *args, f"hydra.sweep.dir={sweep_dir}"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def slurm_job(sweep_dir: Path, seed: int, process: subprocess.Popen[str]) -> str:
+    """The SLURM job id of the sweep's job for `seed` (its array index here), once the job has
+    saved an epoch: `<job>_<index>` in an array of several, `<job>` alone."""
+    deadline = time.monotonic() + 300
+    while not list(sweep_dir.glob(f"*seed={seed}/checkpoints/last.pt")):
+        assert process.poll() is None and time.monotonic() < deadline, "the job never started"
+        time.sleep(0.2)
+    queue = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout
+    jobs = [job for job in queue.split() if job.endswith(f"_{seed}") or job.isdigit()]
+    assert len(jobs) == 1, queue
+    return jobs[0]
+
+
+def summary(sweep_dir: Path, seed: int) -> dict:
+    (path,) = sweep_dir.glob(f"*seed={seed}/summary.json")
+    return json.loads(path.read_text())
+
+
+def test_a_cancelled_job_is_one_failed_job_and_the_sweep_ends_with_its_report(
+    cluster: None, tmp_path: Path
+) -> None:
+    process = sweep(tmp_path, "seed=0,1")
+    subprocess.run(["scancel", slurm_job(tmp_path, 1, process)], check=True)
+    _, stderr = process.communicate(timeout=600)
+    assert process.returncode == 1 and "Traceback" not in stderr, stderr[-3000:]
+    assert "sweeplab: 1 job(s) failed" in stderr and "CANCELLED" in stderr
+    assert summary(tmp_path, 0)["status"] == "completed"  # the other job's result is kept
+    cancelled = summary(tmp_path, 1)
+    assert cancelled["status"] == "failed" and "CANCELLED" in cancelled["error"]
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "- runs: 2 (1 completed, 1 failed)" in report
+
+
+def test_a_preempted_job_is_requeued_and_resumes_after_its_last_epoch(
+    cluster: None, tmp_path: Path
+) -> None:
+    process = sweep(tmp_path, "seed=0")
+    job = slurm_job(tmp_path, 0, process)
+    subprocess.run(["scancel", f"--signal={signal.SIGUSR2.name[3:]}", job], check=True)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob("*seed=0/summary.json")):
+        assert time.monotonic() < deadline, "the preempted run wrote no status"
+        time.sleep(0.2)
+    noted = summary(tmp_path, 0)  # what the folder says while SLURM holds the requeued job
+    assert noted["status"] == "interrupted" and noted["error"].startswith("SIGUSR2")
+    _, stderr = process.communicate(timeout=600)  # SLURM holds a requeued job ~2 minutes
+    assert process.returncode == 0, stderr[-3000:]
+    assert summary(tmp_path, 0)["status"] == "completed"
+    (log,) = tmp_path.glob("*seed=0/run.log")
+    assert "resuming" in log.read_text() and "after epoch" in log.read_text()
+    (metrics,) = tmp_path.glob("*seed=0/metrics.csv")
+    rows = pd.read_csv(metrics)
+    assert list(zip(rows.epoch, rows.split, strict=True)) == [
+        *((epoch, split) for epoch in range(1, 9) for split in ("train", "val")),
+        (8, "test"),
+    ]
