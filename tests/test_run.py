@@ -72,7 +72,7 @@ def test_checkpoints_load_with_weights_only(trained: Path) -> None:
     ("name", "size"),
     [
         ("learning_curves.png", (1000, 400)),  # loss and accuracy side by side
-        ("test_samples.png", (1100, 260)),  # five images, 2.2 inches each
+        ("test_samples.png", (1100, 270)),  # five images, 2.2 x 2.7 inches each
         ("confusion_matrix.png", (800, 650)),
     ],
 )

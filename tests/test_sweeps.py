@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from scipy import stats
 
 from tests.conftest import GRID, metrics_without_timing, run_sweep
 
@@ -52,7 +53,7 @@ def test_report_summary_equals_our_own_computation(joblib_sweep: Path) -> None:
         assert line["mean"] == pytest.approx(accuracies.mean(), abs=1e-12)
         assert line["std"] == pytest.approx(accuracies.std(ddof=1), abs=1e-12)
         assert (line["min"], line["max"]) == (accuracies.min(), accuracies.max())
-        half = 12.706 * accuracies.std(ddof=1) / 2**0.5  # t(0.975, df=1) * s / sqrt(n)
+        half = stats.t.ppf(0.975, 1) * accuracies.std(ddof=1) / 2**0.5  # t * s / sqrt(n)
         assert line["ci95_high"] == pytest.approx(accuracies.mean() + half, abs=1e-12)
 
 
