@@ -81,19 +81,23 @@ def _failures_counted(sweep_dir: Path, jobs_overrides: Sequence[Sequence[str]]) 
         submitit.core.core.Job.results = original  # type: ignore[method-assign]
 
 
-class SlurmLauncher(submitit_launcher.SlurmLauncher):
+class CountsCancelledJobs:
+    """Mixed into a submitit launcher: its `launch` collects results through
+    `_failures_counted`."""
+
+    config: Any
+
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
     ) -> Sequence[JobReturn]:
         assert self.config is not None
         with _failures_counted(Path(str(self.config.hydra.sweep.dir)), job_overrides):
-            return super().launch(job_overrides, initial_job_idx)
+            return super().launch(job_overrides, initial_job_idx)  # type: ignore[misc]
 
 
-class LocalLauncher(submitit_launcher.LocalLauncher):
-    def launch(
-        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
-    ) -> Sequence[JobReturn]:
-        assert self.config is not None
-        with _failures_counted(Path(str(self.config.hydra.sweep.dir)), job_overrides):
-            return super().launch(job_overrides, initial_job_idx)
+class SlurmLauncher(CountsCancelledJobs, submitit_launcher.SlurmLauncher):
+    """`hydra/launcher=slurm`"""
+
+
+class LocalLauncher(CountsCancelledJobs, submitit_launcher.LocalLauncher):
+    """`hydra/launcher=local`: the same code path on this machine"""
