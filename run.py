@@ -53,8 +53,8 @@ def main(cfg: DictConfig) -> float | None:
             raise
         log.exception("job %s failed", run_dir)
         failure = err
-    job = hydra_cfg.job.override_dirname or run_dir.name
-    note_failed_job(Path(hydra_cfg.sweep.dir), job, failure)
+    # The job's folder name: its overrides, or their hashed form when they are too long.
+    note_failed_job(Path(hydra_cfg.sweep.dir), run_dir.name, failure)
     return math.nan
 
 
