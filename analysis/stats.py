@@ -176,16 +176,26 @@ def _same(column: pd.Series, value: object) -> pd.Series:
     return column.astype(str) == str(value)
 
 
+def _paired(
+    runs: pd.DataFrame, factor: str, level: object, baseline: object, matched_on: list[str],
+    value: str,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    """The runs at `level`, at `baseline`, and their pairs matched on `matched_on` (columns
+    `value` and `value_base`, rows with both values only)."""
+    keys = [key for key in matched_on if key in runs]
+    a = runs[_same(runs[factor], level)].astype({k: str for k in keys})
+    b = runs[_same(runs[factor], baseline)].astype({k: str for k in keys})
+    pairs = a.merge(b, on=keys, suffixes=("", "_base"))[[value, f"{value}_base"]].dropna()
+    return a, b, pairs
+
+
 def compare_levels(
     runs: pd.DataFrame, factor: str, level: object, baseline: object, matched_on: list[str],
     value: str,
 ) -> dict[str, object]:  # fmt: skip
     """`value` at `level` minus at `baseline`: a paired t-test over runs that match on every
     key in `matched_on` (the other factors and the seed), else Welch's test."""
-    keys = [key for key in matched_on if key in runs]
-    a = runs[_same(runs[factor], level)].astype({k: str for k in keys})
-    b = runs[_same(runs[factor], baseline)].astype({k: str for k in keys})
-    pairs = a.merge(b, on=keys, suffixes=("", "_base"))[[value, f"{value}_base"]].dropna()
+    a, b, pairs = _paired(runs, factor, level, baseline, matched_on, value)
     row: dict[str, object] = {"factor": factor, "level": level, "baseline": baseline}
     if len(pairs) >= 2:
         result = stats.ttest_rel(pairs[value], pairs[f"{value}_base"])
@@ -289,15 +299,12 @@ def power_table(
     difference those pairs detect with 80 % power, and the pairs `detect` would need."""
     rows = []
     for factor in factors:
-        others = [k for k in [*factors, REPLICATE] if k != factor and k in runs]
+        others = [k for k in [*factors, REPLICATE] if k != factor]
         diffs, counts = [], []
         for level in levels(runs, factor):
             if str(level) == str(baselines[factor]):
                 continue
-            a = runs[_same(runs[factor], level)].astype({k: str for k in others})
-            b = runs[_same(runs[factor], baselines[factor])].astype({k: str for k in others})
-            pairs = a.merge(b, on=others, suffixes=("", "_base"))[[value, f"{value}_base"]]
-            pairs = pairs.dropna()
+            _, _, pairs = _paired(runs, factor, level, baselines[factor], others, value)
             difference = pairs[value] - pairs[f"{value}_base"]
             diffs.append(difference - difference.mean())  # spread around each level's mean
             counts.append(len(pairs))

@@ -85,13 +85,14 @@ def train_and_evaluate(
     spec = dataset_spec(run.dataset.name)
     with ExitStack() as held:  # released in reverse: summary written, signals restored, unlocked
         held.enter_context(folder_lock(run_dir))  # one owner; another process gets RunLocked
-        start = decide_start(run_dir, config_hash(run))
+        run_hash = config_hash(run)
+        start = decide_start(run_dir, run_hash)
         if start.action == "skip":
             log.info("%s: already completed with this config; skipped", run_dir)
             assert start.summary is not None
             return start.summary
         summary = Summary(
-            config_hash=config_hash(run),
+            config_hash=run_hash,
             model=run.model.name,
             dataset=run.dataset.name,
             input_size=run.input_size,
