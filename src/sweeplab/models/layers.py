@@ -19,6 +19,12 @@ class Activation(StrEnum):
     gelu = "gelu"
 
 
+# Activations that commute with max pooling bit for bit: max(f(a), f(b)) = f(max(a, b)).
+# (tanh and sigmoid do too in exact arithmetic, but their vectorised kernels round a value
+# differently depending on where it falls in the array.)
+COMMUTES_WITH_MAX = frozenset({"relu", "leaky_relu"})
+
+
 class Init(StrEnum):
     default = "default"  # torch's own
     xavier = "xavier"  # Glorot uniform
