@@ -147,18 +147,33 @@ def _log_long_epoch(description: str, seconds: float) -> None:
         )
 
 
+def mirrored_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Test-time augmentation: log of the mean softmax over each image and its mirror image."""
+    both = torch.stack([model(x).float().softmax(1), model(x.flip(3)).float().softmax(1)])
+    return both.mean(0).log()
+
+
 @torch.inference_mode()
 def evaluate(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, amp: bool = False
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int,
+    amp: bool = False,
+    tta: bool = False,
 ) -> EvalResult:
-    """Mean cross-entropy, accuracy and predictions over a whole split, in eval mode."""
+    """Mean cross-entropy, accuracy and predictions over a whole split, in eval mode.
+
+    With `tta` each image is scored with its mirror image too (`mirrored_logits`).
+    """
     model.eval()
     started = time.perf_counter()
     loss_sum = torch.zeros((), device=x.device)
     predictions = []
     for start in range(0, len(x), batch_size):
         with autocast(x.device, amp):
-            logits = model(x[start : start + batch_size])
+            batch = x[start : start + batch_size]
+            logits = mirrored_logits(model, batch) if tta else model(batch)
         loss_sum += F.cross_entropy(logits.float(), y[start : start + batch_size], reduction="sum")
         predictions.append(logits.argmax(1))
     predicted = torch.cat(predictions)

@@ -15,7 +15,7 @@ from torch import nn
 from sweeplab.config import RunConfig, as_container, check_config
 from sweeplab.data import Splits, load_splits
 from sweeplab.datasets import dataset_spec
-from sweeplab.epoch import evaluate
+from sweeplab.epoch import evaluate, mirrored_logits
 from sweeplab.errors import SweeplabError
 from sweeplab.models import MODELS, build_model
 from sweeplab.run_folder import CONFUSION_MATRIX, Checkpoint, write_json
@@ -90,7 +90,7 @@ def evaluate_checkpoint(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     run = check_config(cfg)
     started = time.perf_counter()
     checkpoint, model, data = _load_for(run)
-    test = evaluate(model, data.test_x, data.test_y, run.eval_batch_size, run.amp)
+    test = evaluate(model, data.test_x, data.test_y, run.eval_batch_size, run.amp, run.tta)
     labels = data.test_y.cpu()
     per_class = {
         name: (test.predictions[labels == index] == index).float().mean().item()
@@ -131,7 +131,9 @@ def predict(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     index = torch.randperm(len(data.test_y), generator=generator)[:count].to(data.test_y.device)
     with torch.inference_mode():
         model.eval()
-        probabilities = model(data.test_x[index]).softmax(1).cpu()
+        batch = data.test_x[index]
+        logits = mirrored_logits(model, batch) if run.tta else model(batch)
+        probabilities = logits.softmax(1).cpu()
     confidence, predicted = probabilities.max(1)
     labels = data.test_y[index].cpu()
     rows = [
