@@ -156,16 +156,23 @@ class Summary:
     val_size: int | None = None
     test_size: int | None = None
     data_source: str | None = None
-    data_seconds: float | None = None  # reading, splitting, normalising, moving to the device
+    # Where the run's wall time went: start-up (process start, or the job's start in a process
+    # that ran jobs before it, to the first training batch, less data), data (reading,
+    # splitting, normalising, moving to the device), training, evaluation (val and test),
+    # figures.
+    startup_seconds: float | None = None
+    data_seconds: float | None = None
     best_val_accuracy: float | None = None
     best_epoch: int | None = None
     epochs_completed: int | None = None
     train_seconds: float | None = None
+    eval_seconds: float | None = None
     images_per_second: float | None = None
     compile_seconds: float | None = None  # the first batch with compile=true
     peak_rss_mb: float | None = None
     test_loss: float | None = None
     test_accuracy: float | None = None
+    figures_seconds: float | None = None
     finished_at: str | None = None
 
     def end(self, status: str, error: BaseException | str | None = None) -> None:

@@ -41,13 +41,23 @@ from sweeplab.run_folder import (
     folder_lock,
     now,
 )
-from sweeplab.runtime import Interrupted, StopSignals, memory_format, peak_rss_mb, set_up
+from sweeplab.runtime import (
+    Interrupted,
+    StopSignals,
+    memory_format,
+    peak_rss_mb,
+    seconds_since_process_start,
+    set_up,
+)
 
 log = logging.getLogger(__name__)
 RESUME = "run the same command again to resume after the last completed epoch"
 
 # Called after each epoch's checkpoint with the epoch, the model, the data and the metrics rows
 # so far; the benchmarks score the test split there, a run never does.
+# Jobs this process has started: the first counts its start-up from the process's own start.
+_jobs_started = 0
+
 EpochHook = Callable[[int, nn.Module, Splits, list[dict[str, Any]]], None]
 
 
@@ -67,6 +77,10 @@ class Progress:
         return sum(row["seconds"] for row in self.history if row["split"] == "train")
 
     @property
+    def eval_seconds(self) -> float:
+        return sum(row["seconds"] for row in self.history if row["split"] != "train")
+
+    @property
     def images_per_second(self) -> float | None:
         rows = [row for row in self.history if row["split"] == "train"]
         images = sum(row["seconds"] * row["images_per_second"] for row in rows)
@@ -81,6 +95,11 @@ def train_and_evaluate(
     Returns the summary, also written as summary.json; a run that raises or is interrupted
     still writes its summary before the exception goes on.
     """
+    global _jobs_started
+    entered = time.perf_counter()
+    since_start = seconds_since_process_start() if _jobs_started == 0 else None
+    started = entered - (since_start or 0.0)  # start-up counts from the command when it can
+    _jobs_started += 1
     run = check_config(cfg)
     spec = dataset_spec(run.dataset.name)
     with ExitStack() as held:  # released in reverse: summary written, signals restored, unlocked
@@ -107,9 +126,9 @@ def train_and_evaluate(
         # Built before the data loads, so a model that cannot take the input size stops at once.
         model = build_model(run.model, spec.channels, run.input_size, spec.num_classes)
         model = model.to(device, memory_format=memory_format(model, device))
-        started = time.perf_counter()
+        loading = time.perf_counter()
         data = load_splits(run.dataset, run.input_size, run.resize).to(device)
-        data.load_seconds = time.perf_counter() - started
+        data.load_seconds = time.perf_counter() - loading
         if run.batch_size > len(data.train_y):
             raise SweeplabError(
                 f"invalid config: batch_size={run.batch_size}: the training split has only "
@@ -157,6 +176,8 @@ def train_and_evaluate(
             metrics.write(row)
             progress.history.append(row)
 
+        startup = time.perf_counter() - started - data.load_seconds
+        summary.startup_seconds = round(startup, 3)
         try:
             for epoch in range(progress.epoch + 1, run.epochs + 1):
                 result = train_epoch(
@@ -188,7 +209,7 @@ def train_and_evaluate(
                     )
                     log.error("diverged: %s", progress.diverged)
                     break
-                val = evaluate(model, data.val_x, data.val_y, run.eval_batch_size, run.amp)
+                val = evaluate(model, data.val_x, data.val_y, run.eval_batch_size, run.amp, run.tta)
                 record({"epoch": epoch, "split": "val", **val.row(), "lr": lr})
                 log.info(
                     "epoch %d/%d: train loss %.4f acc %.2f%% | val loss %.4f acc %.2f%% | "
@@ -244,12 +265,13 @@ def train_and_evaluate(
                 summary.end("diverged", progress.diverged)
                 return summary
 
-            test = evaluate(model, data.test_x, data.test_y, run.eval_batch_size, run.amp)
+            test = evaluate(model, data.test_x, data.test_y, run.eval_batch_size, run.amp, run.tta)
             lr = optimizer.param_groups[0]["lr"]
             record({"epoch": run.epochs, "split": "test", **test.row(), "lr": lr})
         finally:
             metrics.close()
         summary.test_loss, summary.test_accuracy = test.loss, test.accuracy
+        summary.eval_seconds = round(progress.eval_seconds, 3)
         log.info(
             "test loss %.4f acc %.2f%% (best val %.2f%% at epoch %d); %.1f s training",
             test.loss,
@@ -261,7 +283,9 @@ def train_and_evaluate(
         if run.figures:
             from sweeplab.figures import draw_run_figures  # matplotlib: only when drawing
 
+            drawing = time.perf_counter()
             draw_run_figures(run_dir, data, test.predictions)
+            summary.figures_seconds = round(time.perf_counter() - drawing, 3)
         summary.end("completed")
     return summary
 
