@@ -28,6 +28,7 @@ PRESET_COUNTS = {
     "lenet5_classic": (32, 61_706),
     "lenet5_classic_lecun": (32, 60_806),
     "lenet5_3x3": (28, 19_754),
+    "lenet5_bn": (28, 61_728),
     "custom_mlp_1": (32, 60_804),
     "custom_mlp_2": (32, 60_819),
     "custom_mlp_3": (32, 60_808),
@@ -215,3 +216,32 @@ def test_softmax_in_forward_switch_outputs_probabilities_and_warns(caplog) -> No
 def test_lenet5_switches_build_and_run(init: str, activation: str) -> None:
     cfg = LeNet5Config(activation=activation, init=init, batch_norm=True, dropout=0.5, pool="avg")
     assert build_model(cfg, 1, 28, 10)(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu"])
+def test_max_pooling_before_a_piecewise_linear_activation_changes_no_value(
+    activation: str,
+) -> None:
+    # LeNet-5 pools before the activation where the two commute: the same outputs and
+    # gradients as the textbook conv -> activation -> pool, bit for bit.
+    torch.manual_seed(0)
+    model = build_model(LeNet5Config(activation=activation, dropout=0.0), 1, 28, 10)
+    layers = list(model.features)
+    assert isinstance(layers[1], torch.nn.MaxPool2d)  # conv, pool, activation, ...
+    textbook = torch.nn.Sequential(layers[0], layers[2], layers[1], *layers[3:])
+    x = torch.randn(8, 1, 28, 28)
+    ours = model.features(x)
+    ours.sum().backward()
+    ours_grad = layers[0].weight.grad.clone()
+    layers[0].weight.grad = None
+    theirs = textbook(x)
+    theirs.sum().backward()
+    assert torch.equal(ours, theirs)
+    assert torch.equal(ours_grad, layers[0].weight.grad)
+
+
+def test_pool_first_puts_batch_norm_on_the_pooled_maps() -> None:
+    model = build_model(LeNet5Config(batch_norm=True, pool_first=True), 1, 28, 10)
+    kinds = [type(layer).__name__ for layer in model.features]
+    assert kinds[:4] == ["Conv2d", "MaxPool2d", "BatchNorm2d", "LeakyReLU"]
+    assert count_parameters(model) == 61_728  # the same parameters as conv -> norm -> pool

@@ -12,6 +12,7 @@ import yaml
 
 from sweeplab import train
 from sweeplab.config import check_config, config_hash
+from sweeplab.epoch import evaluate
 from sweeplab.train import train_and_evaluate
 from tests.conftest import QUICK, completed_cli_run, metrics_without_timing, run_cli
 
@@ -48,8 +49,15 @@ def test_summary_json_holds_the_contract_fields(trained: Path) -> None:
     assert summary["test_accuracy"] == pytest.approx(test_row.accuracy, abs=1e-7)
     assert summary["test_loss"] == pytest.approx(test_row.loss, rel=1e-6)
     assert summary["best_val_accuracy"] == pytest.approx(metrics.accuracy[1], abs=1e-7)
-    assert summary["best_epoch"] == 1 and summary["params"] == 61_706
+    assert summary["best_epoch"] == 1 and summary["params"] == 61_728  # lenet5_bn
     assert summary["train_seconds"] > 0 and summary["images_per_second"] > 0
+    split = ("startup", "data", "train", "eval", "figures")
+    assert all(summary[f"{part}_seconds"] > 0 for part in split), summary
+    # Start-up counts from the process's start: at least the interpreter and torch's import.
+    started, finished = (pd.Timestamp(summary[key]) for key in ("started_at", "finished_at"))
+    assert sum(summary[f"{part}_seconds"] for part in split) <= (
+        (finished - started).total_seconds() + summary["startup_seconds"] + 1
+    )
     assert len(summary["config_hash"]) == 16
     # Better than chance (10 %) after one epoch on 1024 images: the loop really learns.
     assert summary["test_accuracy"] > 0.3
@@ -278,3 +286,14 @@ def test_learning_curves_of_a_one_epoch_run_mark_the_point_on_a_whole_epoch(
     for ax in fig.axes:
         assert list(ax.get_xticks()) == [1]
         assert all(line.get_marker() == "o" for line in ax.lines if len(line.get_xdata()))
+
+
+def test_flip_tta_scores_an_image_and_its_mirror_image_alike() -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(28 * 28, 10))
+    x, y = torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))
+    plain = evaluate(model, x, y, batch_size=16)
+    assert not torch.equal(plain.predictions, evaluate(model, x.flip(3), y, 16).predictions)
+    tta, mirrored = evaluate(model, x, y, 16, tta=True), evaluate(model, x.flip(3), y, 16, tta=True)
+    assert torch.equal(tta.predictions, mirrored.predictions)
+    assert tta.loss == pytest.approx(mirrored.loss, rel=1e-6)
