@@ -109,6 +109,17 @@ def test_eval_mode_reproduces_the_test_accuracy(trained: Path, tmp_path: Path) -
     assert "accuracy" in result.stdout and "Sneaker" in result.stdout
 
 
+def test_eval_scores_a_checkpoint_as_its_run_did_with_or_without_tta(tmp_path: Path) -> None:
+    # Trained without flips or TTA; eval composes the default (tta=true) and must not use it.
+    run_dir = completed_cli_run(tmp_path / "run", *QUICK, "tta=false", "regularization.hflip=false")
+    ckpt = run_dir / "checkpoints" / "last.pt"
+    result = run_cli("mode=eval", f"ckpt={ckpt}", *QUICK[:1], f"hydra.run.dir={tmp_path / 'e'}")
+    assert result.returncode == 0, result.stderr
+    evaluation = json.loads((tmp_path / "e" / "eval.json").read_text())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert evaluation["test_accuracy"] == pytest.approx(summary["test_accuracy"], abs=1e-7)
+
+
 def test_predict_mode_shows_five_test_images(trained: Path, tmp_path: Path) -> None:
     ckpt = trained / "checkpoints" / "best.pt"
     result = run_cli("mode=predict", f"ckpt={ckpt}", f"hydra.run.dir={tmp_path}")

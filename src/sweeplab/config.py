@@ -134,7 +134,8 @@ class RunConfig:
     compile: bool = False  # torch.compile the model (pays off on GPUs; see benchmarks/)
     amp: bool = False  # bfloat16 mixed precision (autocast) for training and evaluation
     # Test-time augmentation: val and test score each image and its mirror image (the mean of
-    # the two softmaxes). Pays off only with regularization.hflip=true.
+    # the two softmaxes). Pays off only with regularization.hflip=true. mode=eval and
+    # mode=predict use the checkpoint's own setting.
     tta: bool = False
     mode: Mode = field(default=Mode.train, metadata=RUNTIME)
     ckpt: str | None = field(default=None, metadata=RUNTIME)  # for mode=eval / mode=predict

@@ -70,6 +70,12 @@ def check_fits(checkpoint: Checkpoint, run: RunConfig, ckpt: str) -> None:
         )
 
 
+def scored_with_tta(checkpoint: Checkpoint) -> bool:
+    """Eval and predict score as the run did: with flip TTA when it used it (a model trained
+    without flips does worse with it), whatever this run's `tta` says."""
+    return bool(checkpoint.config.get("tta", False))
+
+
 def _load_for(run: RunConfig) -> tuple[Checkpoint, nn.Module, Splits]:
     """Load `run.ckpt`, check it fits the config, return it with its model and the data."""
     assert run.ckpt is not None
@@ -90,7 +96,8 @@ def evaluate_checkpoint(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     run = check_config(cfg)
     started = time.perf_counter()
     checkpoint, model, data = _load_for(run)
-    test = evaluate(model, data.test_x, data.test_y, run.eval_batch_size, run.amp, run.tta)
+    tta = scored_with_tta(checkpoint)
+    test = evaluate(model, data.test_x, data.test_y, run.eval_batch_size, run.amp, tta)
     labels = data.test_y.cpu()
     per_class = {
         name: (test.predictions[labels == index] == index).float().mean().item()
@@ -125,14 +132,14 @@ def predict(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     from sweeplab import figures
 
     run = check_config(cfg)
-    _, model, data = _load_for(run)
+    checkpoint, model, data = _load_for(run)
     generator = torch.Generator().manual_seed(run.seed)
     count = min(run.predict.n, len(data.test_y))
     index = torch.randperm(len(data.test_y), generator=generator)[:count].to(data.test_y.device)
     with torch.inference_mode():
         model.eval()
         batch = data.test_x[index]
-        logits = mirrored_logits(model, batch) if run.tta else model(batch)
+        logits = mirrored_logits(model, batch) if scored_with_tta(checkpoint) else model(batch)
         probabilities = logits.softmax(1).cpu()
     confidence, predicted = probabilities.max(1)
     labels = data.test_y[index].cpu()
