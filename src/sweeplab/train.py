@@ -53,11 +53,11 @@ from sweeplab.runtime import (
 log = logging.getLogger(__name__)
 RESUME = "run the same command again to resume after the last completed epoch"
 
-# Called after each epoch's checkpoint with the epoch, the model, the data and the metrics rows
-# so far; the benchmarks score the test split there, a run never does.
 # Jobs this process has started: the first counts its start-up from the process's own start.
 _jobs_started = 0
 
+# Called after each epoch's checkpoint with the epoch, the model, the data and the metrics rows
+# so far; the benchmarks score the test split there, a run never does.
 EpochHook = Callable[[int, nn.Module, Splits, list[dict[str, Any]]], None]
 
 
