@@ -67,7 +67,9 @@ def measure(name: str, batch: int, threads: int, compiled: bool, steps: int) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--models", nargs="+", default=sorted(MODELS))
+    parser.add_argument(
+        "--models", nargs="+", default=sorted(MODELS), help="models or presets of conf/model/"
+    )
     parser.add_argument("--batches", nargs="+", type=int, default=[64, 256, 1024])
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     parser.add_argument(

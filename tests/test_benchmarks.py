@@ -21,15 +21,22 @@ def run_benchmark(script: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_time_to_accuracy_compares_both_pipelines(tmp_path: Path) -> None:
+def test_time_to_accuracy_runs_every_seed_and_compares_both_pipelines(tmp_path: Path) -> None:
     result = run_benchmark("time_to_accuracy.py", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
     epochs = pd.read_csv(tmp_path / "time_to_accuracy_epochs.csv")
     assert set(epochs["pipeline"]) == {"sweeplab default", "course pipeline"}
     assert (epochs["train_s"] > 0).all() and epochs["test_accuracy"].between(0, 1).all()
+    assert (epochs["wall_s"] > epochs["cumulative_train_s"]).all()  # start-up counted
     table = pd.read_csv(tmp_path / "time_to_accuracy.csv")
     assert list(table["pipeline"])[-1] == "speed-up (course / ours)"
     assert "| pipeline | s to 88% |" in result.stdout
+    seeds = pd.read_csv(tmp_path / "time_to_accuracy_seeds.csv")
+    assert list(seeds["seed"]) == ["0", "mean", "min"]
+    split = ["startup s", "data s", "train s", "eval s", "figures s"]
+    assert (seeds.loc[0, split] > 0).all() and seeds.loc[0, "command wall s"] > seeds.loc[
+        0, split
+    ].sum()
 
 
 def test_throughput_measures_train_and_eval_with_and_without_compile(tmp_path: Path) -> None:
