@@ -76,7 +76,8 @@ def tiny_dataset(tmp_path: Path) -> Iterator[Path]:
 def test_a_dataset_entry_added_in_the_test_trains_one_epoch(
     make_cfg, tiny_dataset: Path, tmp_path: Path
 ) -> None:
-    cfg = make_cfg(*QUICK, "dataset=tiny", f"dataset.root={tiny_dataset}", "dataset.val_size=60")
+    overrides = ["model=lenet5", "dataset=tiny", f"dataset.root={tiny_dataset}"]
+    cfg = make_cfg(*QUICK, *overrides, "dataset.val_size=60")
     summary = train_and_evaluate(cfg, tmp_path / "run")
     assert summary.status == "completed" and summary.dataset == "tiny"
     assert summary.params == 61_706 - 7 * 85  # three outputs instead of ten
@@ -105,7 +106,8 @@ def test_every_bundled_dataset_trains_lenet5_at_its_own_channels_size_and_classe
 ) -> None:
     write_files, params = BUNDLED[name]
     write_files(tmp_path / "data")
-    overrides = [f"dataset={name}", f"dataset.root={tmp_path / 'data'}", "dataset.val_size=60"]
+    overrides = ["model=lenet5", f"dataset={name}", f"dataset.root={tmp_path / 'data'}"]
+    overrides.append("dataset.val_size=60")
     summary = train_and_evaluate(make_cfg(*QUICK, *overrides), tmp_path / "run")
     assert summary.status == "completed" and summary.params == params
     assert summary.input_size == DATASETS[name].image_size
