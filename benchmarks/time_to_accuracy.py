@@ -105,12 +105,16 @@ def ours(overrides: list[str]) -> None:
 def course(epochs: int, subset: int | None) -> None:
     """Child process: the course pipeline; stops once every threshold is reached or after
     `epochs`."""
+    with tempfile.TemporaryDirectory() as folder:
+        _course_epochs(epochs, subset, Path(folder))
+
+
+def _course_epochs(epochs: int, subset: int | None, folder: Path) -> None:
     from torch.utils.data import DataLoader, Subset
     from torchvision import datasets, transforms
 
     from sweeplab.models.lenet import LeNet5Classic
 
-    folder = Path(tempfile.mkdtemp())
     _unpack_for_torchvision(folder)
     transform = transforms.Compose(
         [transforms.Resize(32), transforms.ToTensor(), transforms.Normalize((0.2860,), (0.3530,))]
@@ -147,7 +151,6 @@ def course(epochs: int, subset: int | None) -> None:
         _emit("course pipeline", epoch, seconds, total, wall, accuracy)
         if accuracy >= max(THRESHOLDS):
             break
-    shutil.rmtree(folder)
 
 
 def _unpack_for_torchvision(folder: Path) -> None:
@@ -165,7 +168,10 @@ def _unpack_for_torchvision(folder: Path) -> None:
             shutil.copy(path, target)
 
 
-def _emit(pipeline: str, epoch: int, seconds: float, total: float, wall: float, accuracy: float):
+def _emit(
+    pipeline: str, epoch: int, seconds: float, total: float, wall: float, accuracy: float
+) -> None:
+    """Print one epoch's row for the parent process."""
     row = {
         "pipeline": pipeline,
         "epoch": epoch,

@@ -13,6 +13,8 @@ import yaml
 from sweeplab import train
 from sweeplab.config import check_config, config_hash
 from sweeplab.epoch import evaluate
+from sweeplab.inference import scored_with_tta
+from sweeplab.run_folder import Checkpoint
 from sweeplab.train import train_and_evaluate
 from tests.conftest import QUICK, completed_cli_run, metrics_without_timing, run_cli
 
@@ -118,6 +120,13 @@ def test_eval_scores_a_checkpoint_as_its_run_did_with_or_without_tta(tmp_path: P
     evaluation = json.loads((tmp_path / "e" / "eval.json").read_text())
     summary = json.loads((run_dir / "summary.json").read_text())
     assert evaluation["test_accuracy"] == pytest.approx(summary["test_accuracy"], abs=1e-7)
+
+
+def test_a_checkpoint_from_before_tta_existed_is_scored_without_it(trained: Path) -> None:
+    checkpoint = Checkpoint.load(trained / "checkpoints" / "last.pt")
+    assert scored_with_tta(checkpoint)  # the default recipe's run
+    del checkpoint.config["tta"]  # as in checkpoints written before the key existed
+    assert not scored_with_tta(checkpoint)
 
 
 def test_predict_mode_shows_five_test_images(trained: Path, tmp_path: Path) -> None:

@@ -147,8 +147,11 @@ def _log_long_epoch(description: str, seconds: float) -> None:
         )
 
 
-def mirrored_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Test-time augmentation: log of the mean softmax over each image and its mirror image."""
+def scored_logits(model: nn.Module, x: torch.Tensor, tta: bool = False) -> torch.Tensor:
+    """The model's logits for a batch; with `tta` (flip test-time augmentation) the log of the
+    mean softmax over each image and its mirror image."""
+    if not tta:
+        return model(x)
     both = torch.stack([model(x).float().softmax(1), model(x.flip(3)).float().softmax(1)])
     return both.mean(0).log()
 
@@ -164,7 +167,7 @@ def evaluate(
 ) -> EvalResult:
     """Mean cross-entropy, accuracy and predictions over a whole split, in eval mode.
 
-    With `tta` each image is scored with its mirror image too (`mirrored_logits`).
+    With `tta` each image is scored with its mirror image too (`scored_logits`).
     """
     model.eval()
     started = time.perf_counter()
@@ -172,8 +175,7 @@ def evaluate(
     predictions = []
     for start in range(0, len(x), batch_size):
         with autocast(x.device, amp):
-            batch = x[start : start + batch_size]
-            logits = mirrored_logits(model, batch) if tta else model(batch)
+            logits = scored_logits(model, x[start : start + batch_size], tta)
         loss_sum += F.cross_entropy(logits.float(), y[start : start + batch_size], reduction="sum")
         predictions.append(logits.argmax(1))
     predicted = torch.cat(predictions)

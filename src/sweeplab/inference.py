@@ -15,7 +15,7 @@ from torch import nn
 from sweeplab.config import RunConfig, as_container, check_config
 from sweeplab.data import Splits, load_splits
 from sweeplab.datasets import dataset_spec
-from sweeplab.epoch import evaluate, mirrored_logits
+from sweeplab.epoch import evaluate, scored_logits
 from sweeplab.errors import SweeplabError
 from sweeplab.models import MODELS, build_model
 from sweeplab.run_folder import CONFUSION_MATRIX, Checkpoint, write_json
@@ -138,8 +138,7 @@ def predict(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     index = torch.randperm(len(data.test_y), generator=generator)[:count].to(data.test_y.device)
     with torch.inference_mode():
         model.eval()
-        batch = data.test_x[index]
-        logits = mirrored_logits(model, batch) if scored_with_tta(checkpoint) else model(batch)
+        logits = scored_logits(model, data.test_x[index], scored_with_tta(checkpoint))
         probabilities = logits.softmax(1).cpu()
     confidence, predicted = probabilities.max(1)
     labels = data.test_y[index].cpu()
