@@ -56,6 +56,7 @@ from analysis.stats import (
     swept_keys,
 )
 
+CONFIGURATION = "configuration"  # the `factor` of a whole configuration's comparison
 MAX_GRID_LEVELS = 12  # a key with more values (an Optuna search) gets no rows x cols table
 TEMPLATE = Path(__file__).with_name("report.html.j2")
 
@@ -226,6 +227,8 @@ def _equal(value: object, text: object) -> bool:
     try:
         return math.isclose(float(value), float(text))  # type: ignore[arg-type]
     except (TypeError, ValueError):
+        if str(value) in ("True", "False"):  # a boolean key, written `true` on the command line
+            return str(value).lower() == str(text).lower()
         return str(value) == str(text)
 
 
@@ -265,8 +268,8 @@ def write_report(request: Request) -> Path:
     baselines = choose_baselines(done, factors, request)
     gridded = is_grid(done, factors)
     raw = [compare_factors(done, factors, label, baselines)]
-    if gridded and cols_key:
-        raw.append(_cell_comparisons(done, factors, rows_key, cols_key, label, baselines))
+    if gridded and len(factors) > 1:
+        raw.append(_configuration_comparisons(done, factors, label, baselines))
     compared = finish(pd.concat(raw, ignore_index=True))  # one family for Holm's adjustment
     runs.drop(columns=["path"]).to_csv(out / "runs.csv", index=False)
     summarise(done, factors, label).to_csv(out / "summary.csv", index=False)
@@ -348,22 +351,25 @@ def _progress(page: Page, sweep: Path, runs: pd.DataFrame) -> None:
     page.text(*lines)
 
 
-def _cell_comparisons(done, factors, rows_key, cols_key, label, baselines) -> pd.DataFrame:
-    """Each rows x cols cell against the baseline cell (in the baseline slice of any other
-    factor), paired on the seed: the heatmap's marks."""
-    others = [f for f in factors if f not in (rows_key, cols_key)]
-    data = done
-    for key in others:
-        data = data[data[key].astype(str) == str(baselines[key])]
-    cells = data.assign(_cell=data[rows_key].astype(str) + ", " + data[cols_key].astype(str))
-    base = f"{baselines[rows_key]}, {baselines[cols_key]}"
+def _configuration_comparisons(done, factors, label, baselines) -> pd.DataFrame:
+    """Each configuration (a value of every swept key) against the baseline configuration
+    (every key at its baseline), paired on the seed. Unlike the per-key comparisons, which
+    pool over the other keys, these stay right when keys interact (a switch that helps only
+    together with another); the heatmap marks the ones in its slice."""
+    configs = done.assign(_configuration=_configuration_names(done, factors))
+    base = ", ".join(str(baselines[key]) for key in factors)
     rows = [
-        compare_levels(cells, "_cell", cell, base, [REPLICATE], label)
-        for cell in cells["_cell"].unique()
-        if cell != base
+        compare_levels(configs, "_configuration", name, base, [REPLICATE], label)
+        for name in configs["_configuration"].unique()
+        if name != base
     ]
     table = pd.DataFrame(rows, columns=RAW_COLUMNS).assign(metric=label)
-    return table.assign(factor=f"{rows_key} x {cols_key} cell")
+    return table.assign(factor=CONFIGURATION)
+
+
+def _configuration_names(runs: pd.DataFrame, factors: list[str]) -> pd.Series:
+    """Each run's configuration as its swept keys' values, in factor order: `0.01, 0.1`."""
+    return runs[factors].astype(str).agg(", ".join, axis=1)
 
 
 def _comparisons(page, done, factors, label, baselines, compared, request) -> None:
@@ -376,7 +382,7 @@ def _comparisons(page, done, factors, label, baselines, compared, request) -> No
         f"paired t-test's p, and p_holm, Holm's adjustment over all {len(compared)} comparisons "
         f"of this report. A verdict other than `no detectable difference` needs p_holm < {ALPHA}."
     )
-    shown = compared[~compared["factor"].str.endswith(" cell")]
+    shown = compared[compared["factor"] != CONFIGURATION]
     page.table(_rounded(shown.drop(columns="metric")))
     welch = shown[shown["test"].str.startswith("Welch")]
     if len(welch):
@@ -396,6 +402,25 @@ def _comparisons(page, done, factors, label, baselines, compared, request) -> No
         + "."
     )
     page.table(_rounded(power))
+    configurations = compared[compared["factor"] == CONFIGURATION]
+    if len(configurations):
+        page.heading(f"Each configuration against the baseline configuration: {label}")
+        page.text(
+            "Every configuration (a value of each swept key) against the one with every key at "
+            "its baseline, paired on the seed, in the same Holm family as above; best first. "
+            "Where keys interact (one helps only with another), read these rather than the "
+            "pooled per-key comparisons."
+        )
+        page.table(_rounded(_by_configuration(done, factors, configurations)))
+
+
+def _by_configuration(done, factors, configurations) -> pd.DataFrame:
+    """The configuration comparisons with one column per swept key, best difference first."""
+    named = done.assign(_configuration=_configuration_names(done, factors))
+    values = named.drop_duplicates("_configuration").set_index("_configuration")[factors]
+    table = configurations.join(values, on="level").sort_values("mean_diff", ascending=False)
+    columns = ["n", "mean_diff", "ci_low", "ci_high", "p", "p_holm", "verdict", "test"]
+    return table[[*factors, *columns]]
 
 
 def _rounded(frame: pd.DataFrame) -> pd.DataFrame:
@@ -449,9 +474,14 @@ def _grids(page, done, factors, rows_key, cols_key, label, baselines, compared, 
         else table.set_index(rows_key)[["mean"]]
     )
     grid.to_csv(out / "heatmap.csv")  # the heatmap's numbers: mean per cell
-    marks = compared[compared["factor"] == f"{rows_key} x {cols_key} cell"]
-    differs = {cell for cell, v in zip(marks["level"], marks["verdict"], strict=True)
-               if v in ("higher", "lower")}  # fmt: skip
+    differs: set[str] = set()  # "row, col" of the cells whose verdict is higher or lower
+    if cols_key:
+        named = base_slice.assign(_configuration=_configuration_names(base_slice, factors))
+        cells = named[rows_key].astype(str) + ", " + named[cols_key].astype(str)
+        cell_of = dict(zip(named["_configuration"], cells, strict=True))
+        marks = compared[compared["factor"] == CONFIGURATION]
+        differs = {cell_of[name] for name, v in zip(marks["level"], marks["verdict"], strict=True)
+                   if name in cell_of and v in ("higher", "lower")}  # fmt: skip
     plots.heatmap(table, rows_key, cols_key, label, out / "heatmap.png", differs, baselines)
 
 

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from scipy import stats
 
-from analysis.report import Request, main, write_report
+from analysis.report import Request, choose_baselines, main, write_report
 from analysis.stats import holm
 from tests.conftest import GRID, lock_holder, run_sweep
 
@@ -35,7 +35,7 @@ def summaries_with_config(sweep: Path) -> pd.DataFrame:
         reg = config["regularization"]
         summary = json.loads(path.read_text())
         rows.append({"wd": reg["weight_decay"], "noise": reg["noise_std"], "seed": config["seed"],
-                     "acc": summary["test_accuracy"]})  # fmt: skip
+                     "lr": config["optimizer"]["lr"], "acc": summary["test_accuracy"]})  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -122,6 +122,39 @@ def test_a_three_key_sweep_gets_one_table_per_value_of_the_third_key(three_key_s
     assert set(re.findall(r"\((\d+)\)", first_table)) == {"2"}, first_table
     pooled = "pooled over regularization.weight_decay, regularization.noise_std and seeds"
     assert f"{pooled} (n counts runs)" in text
+
+
+def test_each_configuration_is_compared_with_the_baseline_configuration_on_the_seeds(
+    three_key_sweep: Path,
+) -> None:
+    table = pd.read_csv(three_key_sweep / "report" / "comparisons.csv")
+    configurations = table[table.factor == "configuration"]
+    # lr x weight decay x noise: 8 configurations, each but the baseline compared with it
+    assert len(configurations) == 7 and set(configurations.baseline) == {"0.01, 0.0, 0.0"}
+    runs = summaries_with_config(three_key_sweep)
+
+    def accuracy(lr: float, wd: float, noise: float) -> pd.Series:
+        chosen = runs[(runs.lr == lr) & (runs.wd == wd) & (runs.noise == noise)]
+        return chosen.set_index("seed").acc.sort_index()
+
+    a, b = accuracy(0.02, 0.01, 0.3), accuracy(0.01, 0.0, 0.0)
+    row = configurations[configurations.level == "0.02, 0.01, 0.3"].iloc[0]
+    assert (row.n, row.test) == (2, "paired t")
+    assert row.mean_diff == pytest.approx((a - b).mean(), abs=1e-12)
+    assert row.p == pytest.approx(stats.ttest_rel(a, b).pvalue, rel=1e-9)
+    # one Holm family: the per-key levels (3) and the configurations (7)
+    assert len(table) == 10 and (table.p_holm >= table.p).all()
+    text = (three_key_sweep / "report" / "report.md").read_text()
+    section = text[text.index("## Each configuration against the baseline configuration") :]
+    assert "| optimizer.lr | regularization.weight_decay | regularization.noise_std |" in (
+        re.sub(r" +", " ", section)
+    )
+
+
+def test_a_boolean_baseline_is_given_as_on_the_command_line(tmp_path: Path) -> None:
+    runs = pd.DataFrame({"tta": [True, False, True, False], "seed": [0, 0, 1, 1]})
+    request = Request([tmp_path], baselines={"tta": "true"})
+    assert choose_baselines(runs, ["tta"], request) == {"tta": True}
 
 
 def _cut_last_row(path: Path) -> None:
