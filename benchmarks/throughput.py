@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from common import compose_run, machine, print_table, write_csv
+from common import machine, print_table, training_setup, write_csv
 
-from sweeplab.epoch import evaluate, train_epoch
-from sweeplab.models import MODELS, build_model
-from sweeplab.runtime import memory_format
+from sweeplab.epoch import EpochResult, evaluate, train_epoch
+from sweeplab.models import MODELS
 
 # AlexNet at 227x227 runs a few images per second here: small batches, few steps.
 SLOW = {"alexnet": {"batches": (64,), "steps": 3}}
@@ -32,27 +31,26 @@ SLOW = {"alexnet": {"batches": (64,), "steps": 3}}
 def measure(name: str, batch: int, threads: int, compiled: bool, steps: int) -> dict[str, Any]:
     """Steady-state train and eval images/s of one model at one batch size."""
     torch.set_num_threads(threads)
-    torch.manual_seed(0)
-    run = compose_run([f"model={name}"])  # conf/model/<name>.yaml at the model's native size
-    size = run.input_size
-    device = torch.device("cpu")
-    model = build_model(run.model, 1, size, 10)
-    model = model.to(device, memory_format=memory_format(model, device))
-    x = torch.randn(batch * steps, 1, size, size)
-    y = torch.randint(0, 10, (batch * steps,))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    setup = training_setup(name, batch, steps)
+    model, x, y = setup.model, setup.x, setup.y
+
+    def train(images: torch.Tensor, labels: torch.Tensor) -> EpochResult:
+        return train_epoch(
+            model, setup.optimizer, setup.scheduler, images, labels, batch, progress=False
+        )
+
     compile_seconds = None
     if compiled:
         model.compile()
         started = time.perf_counter()
-        train_epoch(model, optimizer, scheduler, x[:batch], y[:batch], batch, progress=False)
+        train(x[:batch], y[:batch])
         evaluate(model, x[:batch], y[:batch], batch)
         compile_seconds = time.perf_counter() - started
-    train_epoch(model, optimizer, scheduler, x[:batch], y[:batch], batch, progress=False)
-    trained = train_epoch(model, optimizer, scheduler, x, y, batch, progress=False)
+    train(x[:batch], y[:batch])  # warm-up
+    trained = train(x, y)
     evaluate(model, x[:batch], y[:batch], batch)
     evaluated = evaluate(model, x, y, batch)
+    size = setup.input_size
     return {
         "model": name,
         "input": f"{size}x{size}",
