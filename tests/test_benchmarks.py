@@ -49,6 +49,16 @@ def test_throughput_measures_train_and_eval_with_and_without_compile(tmp_path: P
     assert (table.loc[table["compile"], "compile s"] > 0).all()
 
 
+def test_profile_step_lists_the_operators_that_take_a_steps_time(tmp_path: Path) -> None:
+    result = run_benchmark("profile_step.py", "--model", "lenet5_classic", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = pd.read_csv(tmp_path / "profile_step.csv")
+    assert table["ms per step"].is_monotonic_decreasing and (table["% of step"] <= 100).all()
+    # the classic LeNet-5's first convolution, at its native 32x32 input and the quick batch
+    assert (table["input shapes"].str.startswith("32x1x32x32")).any()
+    assert "Training step of lenet5_classic, batch 32" in result.stdout
+
+
 def test_sweep_benchmark_times_both_launchers(tmp_path: Path) -> None:
     result = run_benchmark("sweep.py", "--sweeps", str(tmp_path / "sweeps"), "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
