@@ -5,7 +5,7 @@ Each launcher gets a fresh sweep folder under multirun/benchmark_sweep/, so noth
 as already done. Per-run figures (data loading, training, peak memory) come from the runs'
 summary.json files.
 
-    python benchmarks/sweep.py                        # both launchers: about 25 minutes
+    python benchmarks/sweep.py                        # both launchers: about 40 minutes
     python benchmarks/sweep.py --launchers joblib     # one of them
     python benchmarks/sweep.py --quick                # 4 tiny runs per launcher
 """

@@ -6,7 +6,7 @@ Each measurement runs a warm-up pass first (and, with compile, reports the compi
 the figures are steady-state speed. Models use the memory layout a run gives them
 (channels-last on the CPU unless they have batch norm).
 
-    python benchmarks/throughput.py                       # every model: about 4 minutes
+    python benchmarks/throughput.py                       # every model: about 7 minutes
     python benchmarks/throughput.py --models lenet5 mlp --batches 256 --threads 2
     python benchmarks/throughput.py --quick               # checks the script runs
 """
