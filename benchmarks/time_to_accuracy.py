@@ -39,6 +39,14 @@ from sweeplab.runtime import seconds_since_process_start
 THRESHOLDS = (0.88, 0.89, 0.90)
 SPLIT = ("startup_seconds", "data_seconds", "train_seconds", "eval_seconds", "figures_seconds")
 EPOCH = "EPOCH "  # a child's stdout line that carries one epoch's row as JSON
+IMPORTED = time.perf_counter()  # where there is no /proc, a child's clock starts here
+
+
+def since_start() -> float:
+    """Wall seconds since this process started (interpreter included where Linux's /proc says;
+    elsewhere since this script was imported, which leaves out the interpreter's start)."""
+    seconds = seconds_since_process_start()
+    return seconds if seconds is not None else time.perf_counter() - IMPORTED
 
 
 def every_seed(seeds: list[int], overrides: list[str], folder: Path) -> list[dict[str, Any]]:
@@ -90,7 +98,7 @@ def ours(overrides: list[str]) -> None:
 
     def score_test(epoch: int, model, data, history: list[dict[str, Any]]) -> None:
         nonlocal scoring
-        wall = seconds_since_process_start() - scoring
+        wall = since_start() - scoring
         started = time.perf_counter()
         seconds = history[-2]["seconds"]  # this epoch's rows: train, then val
         total = sum(row["seconds"] for row in history if row["split"] == "train")
@@ -139,7 +147,7 @@ def _course_epochs(epochs: int, subset: int | None, folder: Path) -> None:
             optimizer.step()
         seconds = time.perf_counter() - started
         total += seconds
-        wall = seconds_since_process_start() - scoring
+        wall = since_start() - scoring
         started = time.perf_counter()
         model.eval()
         correct = 0

@@ -1,6 +1,8 @@
-"""Device choice and thread counts per job."""
+"""Device choice, thread counts per job, and the process's age for the start-up figure."""
 
 from __future__ import annotations
+
+import time
 
 import pytest
 import torch
@@ -42,3 +44,20 @@ def test_parallel_jobs_times_threads_never_exceed_the_cores(
 ) -> None:
     monkeypatch.setattr(runtime, "available_cores", lambda: cores)
     assert runtime.threads_per_job(launcher) == threads
+
+
+def test_process_age_is_positive_and_grows() -> None:
+    first = runtime.seconds_since_process_start()
+    time.sleep(0.05)
+    second = runtime.seconds_since_process_start()
+    if first is None:
+        pytest.skip("no /proc here")
+    assert first > 0 and second is not None and second >= first + 0.04
+
+
+def test_process_age_is_none_without_proc(monkeypatch: pytest.MonkeyPatch) -> None:
+    def unreadable(self, *args, **kwargs) -> str:
+        raise OSError(f"no such file: {self}")
+
+    monkeypatch.setattr(runtime.Path, "read_text", unreadable)
+    assert runtime.seconds_since_process_start() is None
