@@ -16,7 +16,13 @@ from sweeplab.epoch import evaluate
 from sweeplab.inference import scored_with_tta
 from sweeplab.run_folder import Checkpoint
 from sweeplab.train import train_and_evaluate
-from tests.conftest import QUICK, completed_cli_run, metrics_without_timing, run_cli
+from tests.conftest import (
+    QUICK,
+    completed_cli_run,
+    metrics_without_timing,
+    run_cli,
+    write_small_idx_dataset,
+)
 
 
 @pytest.fixture(scope="module")
@@ -220,6 +226,67 @@ def test_hflip_is_seeded_and_leaves_val_and_test_images_alone(
     )
     # val (then test) batches of the flipped and the plain runs are the same images
     assert all(torch.equal(seen[i], seen[i + 4]) for i in range(2))
+
+
+@pytest.fixture
+def digits_root(tmp_path: Path) -> Path:
+    """MNIST's four IDX files (random digits) in torchvision's layout, written by the test."""
+    write_small_idx_dataset(tmp_path / "digits" / "MNIST" / "raw", "mnist", n_train=96, n_test=32)
+    return tmp_path / "digits"
+
+
+def test_digits_train_and_score_without_flips_unless_asked(
+    make_cfg, digits_root: Path, tmp_path: Path, monkeypatch, caplog
+) -> None:
+    used: list[tuple[str, bool]] = []
+    train_epoch, evaluate = train.train_epoch, train.evaluate
+
+    def recording_train_epoch(*args, hflip: bool, **kwargs):
+        used.append(("hflip", hflip))
+        return train_epoch(*args, hflip=hflip, **kwargs)
+
+    def recording_evaluate(model, x, y, batch_size, amp, tta):
+        used.append(("tta", tta))
+        return evaluate(model, x, y, batch_size, amp, tta)
+
+    monkeypatch.setattr(train, "train_epoch", recording_train_epoch)
+    monkeypatch.setattr(train, "evaluate", recording_evaluate)
+    digits = ["dataset=mnist", f"dataset.root={digits_root}", "dataset.val_size=16",
+              "batch_size=16", "epochs=1", "progress=false", "figures=false"]  # fmt: skip
+    with caplog.at_level("WARNING"):
+        train_and_evaluate(make_cfg(*digits), tmp_path / "plain")
+    assert used == [("hflip", False), ("tta", False), ("tta", False)]  # train, val, test
+    assert not [r for r in caplog.records if "mirror" in r.getMessage()]
+    saved = Checkpoint.load(tmp_path / "plain" / "checkpoints" / "last.pt").config
+    assert (saved["regularization"]["hflip"], saved["tta"]) == (False, False)
+
+    used.clear()
+    with caplog.at_level("WARNING"):
+        train_and_evaluate(make_cfg(*digits, "regularization.hflip=true"), tmp_path / "asked")
+    assert used[0] == ("hflip", True) and ("tta", False) in used  # an explicit value wins
+    warnings = [r.getMessage() for r in caplog.records if "mirror" in r.getMessage()]
+    assert len(warnings) == 1 and "regularization.hflip=true on mnist" in warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("dataset", "flips"),
+    [("fashion", True), ("cifar10", True), ("mnist", False), ("kmnist", False), ("emnist", False)],
+)
+def test_flips_and_flip_tta_follow_the_dataset_and_cfg_job_shows_them(
+    make_cfg, dataset: str, flips: bool
+) -> None:
+    cfg = make_cfg(f"dataset={dataset}")
+    assert (cfg.regularization.hflip, cfg.tta) == (flips, flips)  # what --cfg job prints
+    studied = make_cfg(f"dataset={dataset}", "+experiment=wd_vs_noise")
+    assert (studied.regularization.hflip, studied.tta) == (False, False)  # the study's pin
+    assert make_cfg(f"dataset={dataset}", "tta=true").tta is True
+
+
+def test_cfg_job_prints_the_flips_a_digits_run_will_use() -> None:
+    result = run_cli("dataset=mnist", "--cfg", "job")
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load(result.stdout)
+    assert (config["regularization"]["hflip"], config["tta"]) == (False, False)
 
 
 def test_nan_loss_stops_the_run_as_diverged_keeping_what_was_written(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 from dataclasses import dataclass, field, fields, is_dataclass
 from enum import StrEnum
@@ -20,9 +21,11 @@ from typing import Any, get_type_hints
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from sweeplab.datasets import dataset_spec
+from sweeplab.datasets import DATASETS, dataset_spec
 from sweeplab.errors import SweeplabError, require
 from sweeplab.models import MODELS, ModelConfig, model_spec
+
+log = logging.getLogger(__name__)
 
 # Marks a key that changes how a run executes, not what it computes: left out of the config
 # hash, of Hydra's job folder names and of the factors a report compares.
@@ -102,7 +105,9 @@ class RegularizationConfig:
     weight_decay: float = 0.0
     noise_std: float = 0.0  # Gaussian input noise on training batches, in pixel units (0..1)
     label_smoothing: float = 0.0
-    hflip: bool = False  # mirror a random half of each training batch (augmentation)
+    # Mirror a random half of each training batch (augmentation). conf/config.yaml turns it on
+    # for datasets whose classes survive a mirror (fashion, cifar10), off for digits and letters.
+    hflip: bool = False
 
 
 @dataclass
@@ -134,8 +139,8 @@ class RunConfig:
     compile: bool = False  # torch.compile the model (pays off on GPUs; see benchmarks/)
     amp: bool = False  # bfloat16 mixed precision (autocast) for training and evaluation
     # Test-time augmentation: val and test score each image and its mirror image (the mean of
-    # the two softmaxes). Pays off only with regularization.hflip=true. mode=eval and
-    # mode=predict use the checkpoint's own setting.
+    # the two softmaxes). Pays off only with regularization.hflip=true; on by default where
+    # hflip is. mode=eval and mode=predict use the checkpoint's own setting.
     tta: bool = False
     mode: Mode = field(default=Mode.train, metadata=RUNTIME)
     ckpt: str | None = field(default=None, metadata=RUNTIME)  # for mode=eval / mode=predict
@@ -195,6 +200,12 @@ def register_configs() -> None:
     cs.store(group="schema/dataset", name="dataset", node=DatasetConfig)
     cs.store(group="schema/scheduler", name="scheduler", node=SchedulerConfig)
     cs.store(group="schema/regularization", name="regularization", node=RegularizationConfig)
+    # conf/config.yaml picks `schema/mirror/<dataset>`: flips and flip TTA follow the dataset
+    # entry unless a study or the command line sets them, and --cfg job shows the value.
+    for name, spec in DATASETS.items():
+        mirror = spec.mirror_invariant
+        node = {"tta": mirror, "regularization": {"hflip": mirror}}
+        cs.store(group="schema/mirror", name=name, package="_global_", node=node)
     # Job folders are named by their overrides, minus the keys that do not change results.
     exclude = [*STUDY_GROUPS, *runtime_keys()]
     names = {"job": {"config": {"override_dirname": {"exclude_keys": exclude}}}}
@@ -246,7 +257,16 @@ def check_config(cfg: DictConfig) -> RunConfig:
     )
 
     data = run.dataset
-    image = dataset_spec(data.name).image_size
+    spec = dataset_spec(data.name)
+    image = spec.image_size
+    mirrored = [k for k, on in (("regularization.hflip", reg.hflip), ("tta", run.tta)) if on]
+    if mirrored and not spec.mirror_invariant and run.mode == Mode.train:
+        log.warning(
+            "%s=true on %s, whose classes do not survive a mirror (a mirrored 2 is not a 2): "
+            "expect lower accuracy; set them to false",
+            "=true and ".join(mirrored),
+            data.name,
+        )
     require(data.val_size >= 1, "dataset.val_size", data.val_size, "must be at least 1")
     if data.subset is not None:
         require(data.subset >= 1, "dataset.subset", data.subset, "must be >= 1 or null")

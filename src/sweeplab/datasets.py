@@ -40,6 +40,9 @@ class DatasetSpec:
     channels: int = 1
     image_size: int = 28
     transpose: bool = False  # EMNIST's files hold each image transposed
+    # Whether a mirror image keeps its class (a mirrored shoe is a shoe, a mirrored 2 is not):
+    # regularization.hflip and tta follow it unless set (config.py's `mirror` node).
+    mirror_invariant: bool = False
     system_folders: tuple[Path, ...] = ()  # searched after dataset.root
     install_hint: str = "copy them from another machine into that folder"
     download_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -149,6 +152,7 @@ DATASETS: dict[str, DatasetSpec] = {
             files=idx_files(),
             read=read_idx_splits,
             classes=FASHION_CLASSES,
+            mirror_invariant=True,
             system_folders=(Path("/usr/share/datasets/fashion-mnist"),),
             install_hint="apt-get install dataset-fashion-mnist (into /usr/share/datasets/)",
         ),
@@ -185,6 +189,7 @@ DATASETS: dict[str, DatasetSpec] = {
             files=(*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"),
             read=read_cifar_splits,
             classes=CIFAR10_CLASSES,
+            mirror_invariant=True,
             channels=3,
             image_size=32,
         ),
