@@ -60,9 +60,12 @@ def test_yaml_files_state_only_what_differs_from_their_schema(group: str) -> Non
     from sweeplab import config
 
     for path in sorted((CONF / group).glob("*.yaml")):
-        written = yaml.safe_load(path.read_text()) or {}
+        text = path.read_text()
+        written = yaml.safe_load(text) or {}
         (schema_ref,) = written.pop("defaults")
-        name = schema_ref.split("/")[-1].removesuffix("@_here_")
+        name = schema_ref.split("/")[-1].removesuffix("@_here_").removesuffix(f"@{group}")
+        if "@package _global_" in text:  # a preset that also sets a run key (input_size)
+            written = written[group]
         schemas = {
             "model": {n: s.schema for n, s in MODELS.items()},
             "optimizer": config.OPTIMIZERS,
@@ -82,6 +85,9 @@ def test_models_run_at_their_native_size_unless_input_size_is_given(make_cfg) ->
     assert (alexnet.input_size, alexnet.resize) == (227, "resize")  # 227 - 28 is odd
     assert check_config(make_cfg("model=mlp")).input_size == 28  # no native size: the data's
     assert check_config(make_cfg("model=mlp", "dataset=cifar10")).input_size == 32
+    # the study's parameter-matched MLPs are 32x32 models, as the study and model table say
+    assert check_config(make_cfg("model=custom_mlp_1")).input_size == 32
+    assert check_config(make_cfg("model=custom_mlp_1", "input_size=28")).input_size == 28
     explicit = check_config(make_cfg("model=lenet5_classic", "input_size=36"))
     assert (explicit.input_size, explicit.resize) == (36, "pad")
 

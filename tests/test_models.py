@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 import torch
@@ -13,7 +14,10 @@ from sweeplab.models import MODELS, SOFTMAX_WARNING, build_model, count_paramete
 from sweeplab.models.alexnet import AlexNetConfig, AlexNetSmallConfig
 from sweeplab.models.lenet import LECUN_C3_TABLE, LeNet5ClassicConfig, LeNet5Config, MaskedConv2d
 from sweeplab.models.mlp import MLPConfig, match_widths, mlp_parameters
-from tests.conftest import CONF
+from sweeplab.modes import summarise_model
+from tests.conftest import CONF, ROOT
+
+README = ROOT / "README.md"
 
 
 def sizes(name: str) -> tuple[int, ...]:
@@ -29,6 +33,7 @@ PRESET_COUNTS = {
     "lenet5_classic_lecun": (32, 60_806),
     "lenet5_3x3": (28, 19_754),
     "lenet5_bn": (28, 61_728),
+    "mlp": (28, 59_518),
     "custom_mlp_1": (32, 60_804),
     "custom_mlp_2": (32, 60_819),
     "custom_mlp_3": (32, 60_808),
@@ -81,6 +86,41 @@ def test_every_model_preset_has_its_published_parameter_count(
 ) -> None:
     run = check_config(make_cfg(f"model={preset}", f"input_size={size}"))
     assert count_parameters(build_model(run.model, 1, size, 10)) == expected
+
+
+@pytest.mark.parametrize(
+    ("preset", "size", "expected"), [(name, *count) for name, count in PRESET_COUNTS.items()]
+)
+def test_a_preset_needs_no_input_size_to_be_the_published_model(
+    make_cfg, tmp_path, preset: str, size: int, expected: int
+) -> None:
+    summary = summarise_model(make_cfg(f"model={preset}"), tmp_path)  # what mode=summary prints
+    assert (summary["input_size"], summary["params"]) == (size, expected)
+
+
+def readme_model_table() -> dict[str, tuple[int, int]]:
+    """The README's model table: preset -> (the size it runs at on FashionMNIST, parameters)."""
+    text = README.read_text()
+    section = text[text.index("\n## Models") : text.index("\n## ", text.index("\n## Models") + 1)]
+    table: dict[str, tuple[int, int]] = {}
+    for line in section.splitlines():
+        if not line.startswith("| `"):
+            continue
+        names, native, params = (cell.strip() for cell in line.split("|")[1:4])
+        found = re.findall(r"`(\w+)`", names)
+        if "..." in names:  # `custom_mlp_1` ... `custom_mlp_6`
+            first, last = (int(name.rsplit("_", 1)[1]) for name in found)
+            stem = found[0].rsplit("_", 1)[0]
+            found = [f"{stem}_{i}" for i in range(first, last + 1)]
+        counts = [int(n.replace(",", "")) for n in re.findall(r"\d{1,3}(?:,\d{3})+", params)]
+        size = int(native) if native.isdigit() else 28  # "any": FashionMNIST's own 28
+        for name, count in zip(found, counts if len(found) > 1 else counts[:1], strict=True):
+            table[name] = (size, count)
+    return table
+
+
+def test_the_readme_model_table_is_what_mode_summary_builds() -> None:
+    assert readme_model_table() == PRESET_COUNTS
 
 
 @pytest.mark.parametrize(
