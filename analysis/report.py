@@ -38,6 +38,7 @@ from analysis.collect import (
 )
 from analysis.stats import (
     ALPHA,
+    CERTAIN_TESTS,
     POWER,
     RAW_COLUMNS,
     REPLICATE,
@@ -389,6 +390,15 @@ def _comparisons(page, done, factors, label, baselines, compared, request) -> No
         page.text(
             f"{len(welch)} comparison(s) could not be paired (their seeds or other keys differ) "
             "and use Welch's unequal-variance t-test instead."
+        )
+    certain = compared[compared["test"].isin(CERTAIN_TESTS)]
+    if len(certain):
+        identical = certain["mean_diff"].eq(0).sum()
+        page.text(
+            f"{len(certain)} comparison(s) have no spread: {identical} gave identical results "
+            f"in every pair, {len(certain) - identical} the same non-zero difference in every "
+            "pair (or, unpaired, no spread in either group). There the difference is exact: "
+            "its interval is that one value, and p is 1 when it is 0, else 0."
         )
     power = power_table(done, factors, label, baselines, request.detect)
     page.text(

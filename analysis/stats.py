@@ -198,20 +198,55 @@ def compare_levels(
     a, b, pairs = _paired(runs, factor, level, baseline, matched_on, value)
     row: dict[str, object] = {"factor": factor, "level": level, "baseline": baseline}
     if len(pairs) >= 2:
+        differences = pairs[value] - pairs[f"{value}_base"]
+        if _constant(differences):
+            return {**row, "n": len(pairs), **_certain(differences.iloc[0], paired=True)}
         result = stats.ttest_rel(pairs[value], pairs[f"{value}_base"])
-        diff = (pairs[value] - pairs[f"{value}_base"]).mean()
         interval = result.confidence_interval(1 - ALPHA)
-        return {**row, "n": len(pairs), "mean_diff": diff, "ci_low": interval.low,
+        return {**row, "n": len(pairs), "mean_diff": differences.mean(), "ci_low": interval.low,
                 "ci_high": interval.high, "p": result.pvalue, "test": "paired t"}  # fmt: skip
     x, y = a[value].dropna(), b[value].dropna()
     if len(x) >= 2 and len(y) >= 2:
+        n = len(x) + len(y)
+        if _constant(x) and _constant(y):
+            return {**row, "n": n, **_certain(x.iloc[0] - y.iloc[0], paired=False)}
         result = stats.ttest_ind(x, y, equal_var=False)
         interval = result.confidence_interval(1 - ALPHA)
-        return {**row, "n": len(x) + len(y), "mean_diff": x.mean() - y.mean(),
+        return {**row, "n": n, "mean_diff": x.mean() - y.mean(),
                 "ci_low": interval.low, "ci_high": interval.high, "p": result.pvalue,
                 "test": "Welch (runs could not be paired)"}  # fmt: skip
     return {**row, "n": min(len(x), len(y)), "mean_diff": x.mean() - y.mean(), "ci_low": math.nan,
             "ci_high": math.nan, "p": math.nan, "test": "too few runs"}  # fmt: skip
+
+
+# Values closer than this are equal: a difference of whole test images is never this small,
+# float noise in a subtraction always is.
+SAME = 1e-12
+
+
+def _constant(values: pd.Series) -> bool:
+    """Every value equal (to float noise): a t statistic would be 0/0 and scipy's p NaN."""
+    return bool(values.max() - values.min() <= SAME)
+
+
+# The `test` of a comparison without spread, by (paired?, no difference?).
+CERTAIN = {
+    (True, True): "paired: identical in every pair",
+    (True, False): "paired: the same difference in every pair",
+    (False, True): "Welch: every run of both groups identical",
+    (False, False): "Welch: no spread in either group",
+}
+CERTAIN_TESTS = tuple(CERTAIN.values())
+
+
+def _certain(difference: float, paired: bool) -> dict[str, object]:
+    """A comparison without spread: every pair (or both groups) differs by the same amount,
+    so that amount is the difference, with no uncertainty to test: p is 1 for no difference,
+    0 for any other."""
+    zero = abs(difference) <= SAME
+    difference = 0.0 if zero else float(difference)
+    return {"mean_diff": difference, "ci_low": difference, "ci_high": difference,
+            "p": 1.0 if zero else 0.0, "test": CERTAIN[paired, zero]}  # fmt: skip
 
 
 def holm(p_values: pd.Series) -> pd.Series:
@@ -277,15 +312,17 @@ def paired_power(n: int, effect: float) -> float:
 
 def detectable_difference(n: int, spread: float) -> float:
     """The smallest true difference a paired t-test with n pairs detects with POWER."""
-    if n < 2 or not spread > 0:
+    if n < 2 or math.isnan(spread):
         return math.nan
+    if spread <= SAME:  # the paired differences never vary: any true difference shows
+        return 0.0
     effect = optimize.brentq(lambda d: paired_power(n, d) - POWER, 1e-6, 1e3)
     return effect * spread
 
 
 def pairs_needed(difference: float, spread: float, limit: int = 10_000) -> int | None:
     """Pairs (seeds) a paired t-test needs to detect `difference` with POWER; None past limit."""
-    if not spread > 0:
+    if not spread > SAME:  # no spread: two pairs show any difference
         return 2
     effect = abs(difference) / spread
     return next((n for n in range(2, limit) if paired_power(n, effect) >= POWER), None)
@@ -312,6 +349,7 @@ def power_table(
         n = min(counts) if counts else 0
         dof = len(centred) - len(diffs)
         spread = math.sqrt((centred**2).sum() / dof) if n >= 2 and dof > 0 else math.nan
+        spread = 0.0 if spread <= SAME else spread  # float noise of identical differences
         row = {"factor": factor, "pairs per comparison": n, "sd of paired differences": spread,
                f"detectable with {POWER:.0%} power": detectable_difference(n, spread)}  # fmt: skip
         if detect is not None:

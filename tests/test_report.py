@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -39,13 +40,30 @@ def summaries_with_config(sweep: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_comparisons_equal_a_paired_t_test_on_the_summaries_with_holm(joblib_sweep: Path) -> None:
-    table = pd.read_csv(joblib_sweep / "report" / "comparisons.csv")
+def control_accuracies(sweep: Path, seed: int = 0) -> None:
+    """Replace each run's test accuracy with a value the test controls: a weight-decay effect
+    of 0.02 plus seeded noise, so no pair of runs is identical and no rounding of this CPU's
+    training can make the comparisons degenerate (those have their own tests)."""
+    rng = np.random.default_rng(seed)
+    for path in sorted(sweep.glob("*/summary.json")):
+        config = yaml.safe_load((path.parent / ".hydra" / "config.yaml").read_text())
+        effect = 0.02 if config["regularization"]["weight_decay"] > 0 else 0.0
+        summary = json.loads(path.read_text())
+        summary["test_accuracy"] = 0.8 + effect + float(rng.normal(0, 0.01))
+        path.write_text(json.dumps(summary))
+
+
+def test_comparisons_equal_a_paired_t_test_on_the_summaries_with_holm(
+    sweep_copy: Path, tmp_path: Path
+) -> None:
+    control_accuracies(sweep_copy)
+    out = write_report(Request([sweep_copy], out=tmp_path / "r"))
+    table = pd.read_csv(out / "comparisons.csv")
     assert list(table.columns) == [
         "metric", "factor", "level", "baseline", "n", "mean_diff", "ci_low", "ci_high", "p",
         "p_holm", "verdict", "test",
     ]  # fmt: skip
-    runs = summaries_with_config(joblib_sweep)
+    runs = summaries_with_config(sweep_copy)
     # weight decay 0.01 against 0: pairs matched on noise and seed (2 x 2 = 4 pairs)
     a = runs[runs.wd == 0.01].set_index(["noise", "seed"]).acc
     b = runs[runs.wd == 0.0].set_index(["noise", "seed"]).acc.reindex(a.index)
@@ -58,7 +76,7 @@ def test_comparisons_equal_a_paired_t_test_on_the_summaries_with_holm(joblib_swe
     interval = expected.confidence_interval(0.95)
     assert (row.ci_low, row.ci_high) == pytest.approx((interval.low, interval.high), rel=1e-9)
     # Holm over every comparison of the report (2 factor levels + 3 heatmap cells)
-    assert len(table) == 5
+    assert len(table) == 5 and table.p.notna().all()
     m, order = len(table), table.p.sort_values().index
     adjusted = (m - pd.Series(range(m), index=order)) * table.p[order]
     assert table.p_holm.tolist() == pytest.approx(
@@ -68,9 +86,18 @@ def test_comparisons_equal_a_paired_t_test_on_the_summaries_with_holm(joblib_swe
         expected_verdict = ("no detectable difference" if r.p_holm >= 0.05
                             else "higher" if r.mean_diff > 0 else "lower")  # fmt: skip
         assert r.verdict == expected_verdict
-    text = (joblib_sweep / "report" / "report.md").read_text()
+    text = (out / "report.md").read_text()
     assert "## Comparisons: test_accuracy against a baseline" in text
     assert "detectable with 80% power" in text
+
+
+def test_a_real_sweeps_report_has_a_p_for_every_comparison_of_two_or_more_pairs(
+    joblib_sweep: Path,
+) -> None:
+    table = pd.read_csv(joblib_sweep / "report" / "comparisons.csv")
+    paired = table[table.n >= 2]
+    assert len(paired) == 5 and paired.p.notna().all() and paired.p_holm.notna().all()
+    assert "too few runs" not in set(paired.verdict)
 
 
 def test_holm_adjusts_step_down_and_keeps_the_order() -> None:
@@ -125,13 +152,17 @@ def test_a_three_key_sweep_gets_one_table_per_value_of_the_third_key(three_key_s
 
 
 def test_each_configuration_is_compared_with_the_baseline_configuration_on_the_seeds(
-    three_key_sweep: Path,
+    three_key_sweep: Path, tmp_path: Path
 ) -> None:
-    table = pd.read_csv(three_key_sweep / "report" / "comparisons.csv")
+    sweep = tmp_path / "sweep"
+    shutil.copytree(three_key_sweep, sweep, ignore=shutil.ignore_patterns("report"))
+    control_accuracies(sweep, seed=1)
+    out = write_report(Request([sweep], out=tmp_path / "r"))
+    table = pd.read_csv(out / "comparisons.csv")
     configurations = table[table.factor == "configuration"]
     # lr x weight decay x noise: 8 configurations, each but the baseline compared with it
     assert len(configurations) == 7 and set(configurations.baseline) == {"0.01, 0.0, 0.0"}
-    runs = summaries_with_config(three_key_sweep)
+    runs = summaries_with_config(sweep)
 
     def accuracy(lr: float, wd: float, noise: float) -> pd.Series:
         chosen = runs[(runs.lr == lr) & (runs.wd == wd) & (runs.noise == noise)]
@@ -144,7 +175,7 @@ def test_each_configuration_is_compared_with_the_baseline_configuration_on_the_s
     assert row.p == pytest.approx(stats.ttest_rel(a, b).pvalue, rel=1e-9)
     # one Holm family: the per-key levels (3) and the configurations (7)
     assert len(table) == 10 and (table.p_holm >= table.p).all()
-    text = (three_key_sweep / "report" / "report.md").read_text()
+    text = (out / "report.md").read_text()
     section = text[text.index("## Each configuration against the baseline configuration") :]
     assert "| optimizer.lr | regularization.weight_decay | regularization.noise_std |" in (
         re.sub(r" +", " ", section)

@@ -1,0 +1,172 @@
+"""Comparisons without spread, on run folders the tests write: identical results in every pair,
+the same difference in every pair, unpaired groups without spread, and the statistics around
+them (power, seeds needed, intervals, heatmap marks). No CPU's rounding decides these."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from analysis import plots
+from analysis.report import Request, main, write_report
+from analysis.stats import describe, detectable_difference, pairs_needed, power_table
+
+Accuracy = Callable[[float, float, int], float]  # (weight decay, noise, seed) -> test accuracy
+
+
+def write_sweep(
+    root: Path, accuracy: Accuracy, seeds: dict[float, list[int]] | None = None
+) -> Path:
+    """A weight decay x noise x seed sweep of completed run folders as sweeplab writes them:
+    .hydra/config.yaml, summary.json and metrics.csv, with the test accuracy `accuracy` gives.
+    `seeds` maps a weight decay to its seeds (default 0, 1, 2 for both)."""
+    seeds = seeds or {0.0: [0, 1, 2], 0.01: [0, 1, 2]}
+    for wd, wd_seeds in seeds.items():
+        for noise in (0.0, 0.1):
+            for seed in wd_seeds:
+                folder = root / f"regularization.weight_decay={wd},noise_std={noise},seed={seed}"
+                (folder / ".hydra").mkdir(parents=True)
+                config = {"seed": seed, "mode": "train", "optimizer": {"lr": 0.01},
+                          "regularization": {"weight_decay": wd, "noise_std": noise}}  # fmt: skip
+                (folder / ".hydra" / "config.yaml").write_text(
+                    yaml.safe_dump(config, sort_keys=False)
+                )
+                value = accuracy(wd, noise, seed)
+                summary = {"status": "completed", "config_hash": f"{wd}-{noise}-{seed}",
+                           "seed": seed, "test_accuracy": value, "best_val_accuracy": value,
+                           "best_epoch": 1, "epochs_completed": 1, "params": 1000,
+                           "train_seconds": 1.0}  # fmt: skip
+                (folder / "summary.json").write_text(json.dumps(summary))
+                rows = [(1, split, 0.5, value, 0.01, 1.0) for split in ("train", "val", "test")]
+                pd.DataFrame(rows, columns=["epoch", "split", "loss", "accuracy", "lr", "seconds"]
+                             ).to_csv(folder / "metrics.csv", index=False)  # fmt: skip
+    return root
+
+
+def noisy(wd: float, noise: float, seed: int) -> float:
+    """An accuracy that varies with noise and seed in no regular way."""
+    return 0.8 + 0.013 * noise * 10 * ((seed * 7 + 3) % 5) + 0.001 * seed**2
+
+
+def report_of(root: Path, *args: str) -> tuple[pd.DataFrame, str]:
+    out = root.parent / "report"
+    assert main([str(root), "--out", str(out), *args]) == 0
+    return pd.read_csv(out / "comparisons.csv"), (out / "report.md").read_text()
+
+
+def weight_decay_row(table: pd.DataFrame) -> pd.Series:
+    return table[table.factor == "regularization.weight_decay"].iloc[0]
+
+
+def test_identical_results_in_every_pair_are_no_difference_with_p_1(tmp_path: Path) -> None:
+    table, text = report_of(write_sweep(tmp_path / "sweep", noisy))
+    row = weight_decay_row(table)
+    assert (row.n, row.mean_diff, row.ci_low, row.ci_high) == (6, 0.0, 0.0, 0.0)
+    assert (row.p, row.verdict, row.test) == (
+        1.0,
+        "no detectable difference",
+        "paired: identical in every pair",
+    )
+    assert table.p.notna().all() and table.p_holm.notna().all()
+    assert "too few runs" not in set(table.verdict)
+    assert "gave identical results in every pair" in text
+
+
+def test_the_same_difference_in_every_pair_is_exact_with_p_0(tmp_path: Path) -> None:
+    def shifted(wd: float, noise: float, seed: int) -> float:
+        return noisy(wd, noise, seed) + (0.0125 if wd else 0.0)
+
+    table, text = report_of(write_sweep(tmp_path / "sweep", shifted))
+    row = weight_decay_row(table)
+    assert row.mean_diff == pytest.approx(0.0125, abs=1e-12)
+    assert (row.ci_low, row.ci_high) == pytest.approx((0.0125, 0.0125), abs=1e-12)
+    assert (row.p, row.p_holm, row.verdict) == (0.0, 0.0, "higher")
+    assert row.test == "paired: the same difference in every pair"
+    # the configuration (wd 0.01, noise 0) against (0, 0): the same exact difference, marked
+    cell = table[(table.factor == "configuration") & (table.level == "0.01, 0.0")].iloc[0]
+    assert (cell.p, cell.verdict) == (0.0, "higher")
+    assert "the same non-zero difference in every pair" in text
+
+
+def test_a_lower_constant_difference_is_lower(tmp_path: Path) -> None:
+    def worse(wd: float, noise: float, seed: int) -> float:
+        return noisy(wd, noise, seed) - (0.002 if wd else 0.0)
+
+    row = weight_decay_row(report_of(write_sweep(tmp_path / "sweep", worse))[0])
+    assert (row.p, row.verdict) == (0.0, "lower")
+    assert row.mean_diff == pytest.approx(-0.002, abs=1e-12)
+
+
+def test_unpaired_groups_without_spread_get_an_exact_welch_answer(tmp_path: Path) -> None:
+    seeds = {0.0: [0, 1], 0.01: [10, 11]}  # no seed in common: nothing pairs
+
+    def flat(wd: float, noise: float, seed: int) -> float:
+        return 0.85 + (0.05 if wd else 0.0)
+
+    table, _ = report_of(write_sweep(tmp_path / "sweep", flat, seeds))
+    row = weight_decay_row(table)
+    assert row.test == "Welch: no spread in either group" and row.n == 8
+    assert row.mean_diff == pytest.approx(0.05, abs=1e-12)
+    assert (row.p, row.verdict) == (0.0, "higher")
+
+    same = tmp_path / "same"
+    row = weight_decay_row(report_of(write_sweep(same, lambda *_: 0.85, seeds))[0])
+    assert (row.test, row.p, row.mean_diff) == ("Welch: every run of both groups identical", 1.0, 0)
+    assert row.verdict == "no detectable difference"
+
+
+def test_too_few_runs_is_said_only_of_fewer_than_two_pairs(tmp_path: Path) -> None:
+    seeds = {0.0: [0], 0.01: [0]}  # one seed: one pair per noise level, and a single run per cell
+    table, _ = report_of(write_sweep(tmp_path / "sweep", noisy, seeds))
+    cells = table[table.factor == "configuration"]
+    assert len(cells) and (cells.verdict == "too few runs").all() and cells.p.isna().all()
+    row = weight_decay_row(table)  # pooled over noise: two pairs, identical
+    assert (row.n, row.p, row.verdict) == (2, 1.0, "no detectable difference")
+
+
+def test_the_power_table_and_seeds_needed_survive_zero_spread(tmp_path: Path) -> None:
+    from analysis.collect import load_runs
+
+    runs = load_runs([write_sweep(tmp_path / "sweep", noisy)])
+    factors = ["regularization.weight_decay", "regularization.noise_std"]
+    baselines = {key: 0.0 for key in factors}
+    power = power_table(runs, factors, "test_accuracy", baselines, detect=0.002).set_index("factor")
+    wd = power.loc["regularization.weight_decay"]
+    assert wd["sd of paired differences"] == 0.0
+    assert wd["detectable with 80% power"] == 0.0  # any true difference would show
+    assert wd["pairs to detect 0.002"] == 2
+    noise = power.loc["regularization.noise_std"]  # spread: an ordinary, positive answer
+    assert noise["sd of paired differences"] > 0 and noise["detectable with 80% power"] > 0
+    assert detectable_difference(3, 0.0) == 0.0 and pairs_needed(0.01, 0.0) == 2
+    text = report_of(tmp_path / "sweep", "--detect", "0.002")[1]
+    assert "pairs to detect 0.002" in text
+
+
+def test_identical_runs_have_a_zero_width_interval(tmp_path: Path) -> None:
+    summary = describe(pd.Series([0.9, 0.9, 0.9]))
+    assert (summary["std"], summary["ci95_low"], summary["ci95_high"]) == (0.0, 0.9, 0.9)
+    write_report(Request([write_sweep(tmp_path / "sweep", lambda *_: 0.9)], out=tmp_path / "r"))
+    table = pd.read_csv(tmp_path / "r" / "summary.csv")
+    assert (table["std"] == 0).all()
+    assert (table["ci95_low"] == table["mean"]).all() and (
+        table["ci95_high"] == table["mean"]
+    ).all()
+
+
+def test_the_heatmap_marks_a_cell_whose_difference_is_exact(tmp_path: Path) -> None:
+    summary = pd.DataFrame(
+        {"wd": [0.0, 0.0, 0.01, 0.01], "noise": [0.0, 0.1, 0.0, 0.1],
+         "mean": [0.9, 0.9, 0.91, 0.9], "std": [0.0] * 4, "n": [3] * 4}
+    )  # fmt: skip
+    fig = plots.heatmap(
+        summary, "wd", "noise", "test_accuracy", tmp_path / "h.png", {"0.01, 0.0"},
+        {"wd": 0.0, "noise": 0.0},
+    )  # fmt: skip
+    notes = [text.get_text() for text in fig.axes[0].texts]
+    assert "0.9100 *\n±0.0000\nn=3" in notes and "0.9000 (base)\n±0.0000\nn=3" in notes
+    assert (tmp_path / "h.png").stat().st_size > 0
