@@ -309,7 +309,11 @@ def _summary_written(summary: Summary, run_dir: Path) -> Iterator[None]:
 
 
 def _note_signal(summary: Summary, run_dir: Path, signum: int) -> None:
-    """Under submitit: say in the folder that the cluster signalled the job (it goes on)."""
+    """Under submitit: say in the folder that the cluster signalled the job (it goes on).
+    The first signal is the news (SIGUSR2: preempted); the SIGTERM with which SLURM then ends
+    the requeued job says nothing new, so it does not overwrite that note."""
+    if summary.status == "interrupted" and summary.error and "from the cluster" in summary.error:
+        return
     name = signal.Signals(signum).name
     summary.end("interrupted", f"{name} from the cluster; submitit requeues a preempted job")
     summary.write(run_dir)
