@@ -91,23 +91,28 @@ def ours(overrides: list[str]) -> None:
     split after each epoch from its per-epoch hook (a run itself never looks at test until the
     end)."""
     from sweeplab.epoch import evaluate
+    from sweeplab.hooks import EpochEnd, RunHook
     from sweeplab.train import train_and_evaluate
 
     cfg = compose_cfg([*overrides, "figures=false", "progress=false"])
-    scoring = 0.0
 
-    def score_test(epoch: int, model, data, history: list[dict[str, Any]]) -> None:
-        nonlocal scoring
-        wall = since_start() - scoring
-        started = time.perf_counter()
-        seconds = history[-2]["seconds"]  # this epoch's rows: train, then val
-        total = sum(row["seconds"] for row in history if row["split"] == "train")
-        test = evaluate(model, data.test_x, data.test_y, cfg.eval_batch_size, cfg.amp, cfg.tta)
-        _emit("sweeplab default", epoch, seconds, total, wall, test.accuracy)
-        scoring += time.perf_counter() - started
+    class ScoreTest(RunHook):
+        scoring = 0.0  # seconds spent here, left out of the wall clock
+
+        def epoch_end(self, end: EpochEnd) -> None:
+            wall = since_start() - self.scoring
+            started = time.perf_counter()
+            seconds = end.row("train")["seconds"]
+            total = sum(row["seconds"] for row in end.history if row["split"] == "train")
+            data = end.data
+            test = evaluate(
+                end.model, data.test_x, data.test_y, cfg.eval_batch_size, cfg.amp, cfg.tta
+            )
+            _emit("sweeplab default", end.epoch, seconds, total, wall, test.accuracy)
+            self.scoring += time.perf_counter() - started
 
     with tempfile.TemporaryDirectory() as folder:
-        train_and_evaluate(cfg, Path(folder), on_epoch=score_test)
+        train_and_evaluate(cfg, Path(folder), hooks=[ScoreTest()])
 
 
 def course(epochs: int, subset: int | None) -> None:

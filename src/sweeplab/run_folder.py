@@ -38,10 +38,17 @@ CHECKPOINTS = "checkpoints"  # last.pt and best.pt
 LEARNING_CURVES = "learning_curves.png"
 TEST_SAMPLES = "test_samples.png"
 CONFUSION_MATRIX = "confusion_matrix.png"
-TRAINING_OUTPUTS = (METRICS, SUMMARY, CHECKPOINTS, LEARNING_CURVES, TEST_SAMPLES, CONFUSION_MATRIX)
+TRACKERS = "trackers.json"  # where this run lives in each tracker (e.g. its MLflow run id)
+TRAINING_OUTPUTS = (METRICS, SUMMARY, CHECKPOINTS, LEARNING_CURVES, TEST_SAMPLES, CONFUSION_MATRIX,
+                    TRACKERS)  # fmt: skip
+TENSORBOARD_EVENTS = "events.out.tfevents.*"  # TensorBoard's event files, in the folder itself
 LOCK = ".lock"  # flock-ed by the one process working in the folder; names it while it does
 FAILED_NOTES = Path(".sweeplab") / "failed"  # in a sweep folder: a note per failed job
 METRICS_COLUMNS = ("epoch", "split", "loss", "accuracy", "lr", "seconds", "images_per_second")
+
+
+# Statuses of a run that is over: a rerun skips it.
+FINISHED = ("completed", "pruned")
 
 
 class RunLocked(SweeplabError):
@@ -140,7 +147,7 @@ class MetricsWriter:
 class Summary:
     """summary.json: how a run ended and its headline numbers (None: not reached)."""
 
-    status: str = "failed"  # completed | diverged | failed | interrupted
+    status: str = "failed"  # completed | pruned | diverged | failed | interrupted
     error: str | None = None
     config_hash: str | None = None
     model: str | None = None
@@ -273,7 +280,8 @@ def _mismatch(run_dir: Path, found: str | None, expected: str) -> SweeplabError:
 def decide_start(run_dir: Path, expected_hash: str) -> Start:
     """Look at the run folder and say whether to skip, resume or start afresh.
 
-    - `completed` with the same config hash: skip, touching nothing.
+    - `completed` or `pruned` (a search stopped it) with the same config hash: skip, touching
+      nothing.
     - interrupted or killed (a `last.pt`, no `completed`): resume from `last.pt`.
     - `failed` or `diverged`, or nothing to resume from: start afresh, clearing the old files.
     - a different config hash: stop, so results of two configs are never mixed.
@@ -281,7 +289,7 @@ def decide_start(run_dir: Path, expected_hash: str) -> Start:
     summary = Summary.load(run_dir)
     if summary is not None and summary.config_hash not in (None, expected_hash):
         raise _mismatch(run_dir, summary.config_hash, expected_hash)
-    if summary is not None and summary.status == "completed":
+    if summary is not None and summary.status in FINISHED:
         return Start("skip", summary=summary)
     last = run_dir / CHECKPOINTS / "last.pt"
     if (summary is None or summary.status not in ("failed", "diverged")) and last.is_file():
@@ -305,6 +313,8 @@ def clear_training_outputs(run_dir: Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
+    for path in run_dir.glob(TENSORBOARD_EVENTS):
+        path.unlink(missing_ok=True)
 
 
 def note_failed_job(sweep_dir: Path, job: str, error: BaseException) -> None:

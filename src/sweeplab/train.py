@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -25,10 +25,11 @@ from omegaconf import DictConfig
 from torch import nn
 
 from sweeplab.config import as_container, check_config, config_hash
-from sweeplab.data import Splits, load_splits
+from sweeplab.data import load_splits
 from sweeplab.datasets import dataset_spec
 from sweeplab.epoch import evaluate, steps_per_epoch, train_epoch
 from sweeplab.errors import SweeplabError
+from sweeplab.hooks import EpochEnd, RunHook
 from sweeplab.models import build_model, count_parameters
 from sweeplab.optim import build_optimizer, build_scheduler
 from sweeplab.run_folder import (
@@ -49,16 +50,13 @@ from sweeplab.runtime import (
     seconds_since_process_start,
     set_up,
 )
+from sweeplab.trackers import tracker_hooks
 
 log = logging.getLogger(__name__)
 RESUME = "run the same command again to resume after the last completed epoch"
 
 # Jobs this process has started: the first counts its start-up from the process's own start.
 _jobs_started = 0
-
-# Called after each epoch's checkpoint with the epoch, the model, the data and the metrics rows
-# so far; the benchmarks score the test split there, a run never does.
-EpochHook = Callable[[int, nn.Module, Splits, list[dict[str, Any]]], None]
 
 
 @dataclass
@@ -70,6 +68,7 @@ class Progress:
     best_epoch: int | None = None
     history: list[dict[str, Any]] = field(default_factory=list)  # metrics.csv rows so far
     diverged: str | None = None  # the error text when the loss became NaN or inf
+    pruned: str | None = None  # why a hook (a search's pruner) stopped the run after an epoch
     compile_seconds: float | None = None  # the first batch with compile=true (not saved)
 
     @property
@@ -87,13 +86,12 @@ class Progress:
         return images / self.train_seconds if self.train_seconds > 0 else None
 
 
-def train_and_evaluate(
-    cfg: DictConfig, run_dir: Path, on_epoch: EpochHook | None = None
-) -> Summary:
+def train_and_evaluate(cfg: DictConfig, run_dir: Path, hooks: Sequence[RunHook] = ()) -> Summary:
     """Train, keep the best checkpoint by val accuracy, test the final model, write everything.
 
     Returns the summary, also written as summary.json; a run that raises or is interrupted
-    still writes its summary before the exception goes on.
+    still writes its summary before the exception goes on. `hooks` run beside the trackers
+    the config chooses (`sweeplab.hooks`).
     """
     global _jobs_started
     entered = time.perf_counter()
@@ -102,6 +100,7 @@ def train_and_evaluate(
     _jobs_started += 1
     run = check_config(cfg)
     spec = dataset_spec(run.dataset.name)
+    trackers = tracker_hooks(run.logger)  # a missing tracker package stops here, before work
     with ExitStack() as held:  # released in reverse: summary written, signals restored, unlocked
         held.enter_context(folder_lock(run_dir))  # one owner; another process gets RunLocked
         run_hash = config_hash(run)
@@ -120,7 +119,8 @@ def train_and_evaluate(
             started_at=now(),
         )
         stop = held.enter_context(StopSignals(partial(_note_signal, summary, run_dir)).installed())
-        held.enter_context(_summary_written(summary, run_dir))
+        active: list[RunHook] = []  # told of the end however the run ends, once they started
+        held.enter_context(_summary_written(summary, run_dir, active))
 
         device = set_up(run.threads, run.device, run.seed)  # the seed fixes the initial weights
         # Built before the data loads, so a model that cannot take the input size stops at once.
@@ -176,6 +176,9 @@ def train_and_evaluate(
             metrics.write(row)
             progress.history.append(row)
 
+        for hook in [*trackers, *hooks]:
+            hook.start(run, run_dir, list(progress.history))
+            active.append(hook)
         startup = time.perf_counter() - started - data.load_seconds
         summary.startup_seconds = round(startup, 3)
         try:
@@ -245,8 +248,12 @@ def train_and_evaluate(
                 if best:
                     checkpoint.save(run_dir / CHECKPOINTS / "best.pt")
                 checkpoint.save(run_dir / CHECKPOINTS / "last.pt")
-                if on_epoch is not None:
-                    on_epoch(epoch, model, data, progress.history)
+                ended = EpochEnd(epoch, model, data, progress.history)
+                reasons = [reason for hook in active if (reason := hook.epoch_end(ended))]
+                if reasons:
+                    progress.pruned = reasons[0]
+                    log.info("stopped after epoch %d: %s", epoch, progress.pruned)
+                    break
                 stop.check()
 
             summary.best_val_accuracy, summary.best_epoch = (
@@ -263,6 +270,9 @@ def train_and_evaluate(
             summary.peak_rss_mb = peak_rss_mb()
             if progress.diverged:
                 summary.end("diverged", progress.diverged)
+                return summary
+            if progress.pruned:  # its metrics and checkpoints stay; the test split is not used
+                summary.end("pruned", progress.pruned)
                 return summary
 
             test = evaluate(model, data.test_x, data.test_y, run.eval_batch_size, run.amp, run.tta)
@@ -291,8 +301,9 @@ def train_and_evaluate(
 
 
 @contextmanager
-def _summary_written(summary: Summary, run_dir: Path) -> Iterator[None]:
-    """Write summary.json however the block ends: completed, diverged, failed or interrupted."""
+def _summary_written(summary: Summary, run_dir: Path, hooks: list[RunHook]) -> Iterator[None]:
+    """Write summary.json however the block ends (completed, pruned, diverged, failed or
+    interrupted), then tell the hooks."""
     try:
         yield
     except Interrupted as stop:
@@ -306,6 +317,11 @@ def _summary_written(summary: Summary, run_dir: Path) -> Iterator[None]:
         raise
     finally:
         summary.write(run_dir)
+        for hook in hooks:
+            try:
+                hook.end(summary, run_dir)
+            except Exception as err:  # a hook must never cost the run's own result
+                log.warning("%s at the run's end failed: %s", type(hook).__name__, err)
 
 
 def _note_signal(summary: Summary, run_dir: Path, signum: int) -> None:
