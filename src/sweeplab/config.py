@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields, is_dataclass
 from enum import StrEnum
 from typing import Any, get_type_hints
@@ -111,6 +112,29 @@ class RegularizationConfig:
 
 
 @dataclass
+class TensorBoardConfig:
+    """`logger=tensorboard`: event files in the run folder (scalars per epoch, HParams)."""
+
+
+@dataclass
+class MLflowConfig:
+    """`logger=mlflow`: one MLflow run per job, nested under one parent run per sweep."""
+
+    # null: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the folder run.py starts in
+    tracking_uri: str | None = None
+    experiment_name: str | None = None  # null: the sweep's folder (or the run's), e.g. multirun/x
+    log_checkpoints: bool = False  # also upload checkpoints/last.pt and best.pt as artifacts
+
+
+@dataclass
+class LoggerConfig:
+    """Trackers a run also writes to (none by default); the run folder stays the source."""
+
+    tensorboard: TensorBoardConfig | None = None
+    mlflow: MLflowConfig | None = None
+
+
+@dataclass
 class PredictConfig:
     n: int = 5  # test images that mode=predict shows
 
@@ -146,6 +170,7 @@ class RunConfig:
     ckpt: str | None = field(default=None, metadata=RUNTIME)  # for mode=eval / mode=predict
     predict: PredictConfig = field(default_factory=PredictConfig, metadata=RUNTIME)
     figures: bool = field(default=True, metadata=RUNTIME)
+    logger: LoggerConfig = field(default_factory=LoggerConfig, metadata=RUNTIME)
     progress: bool = field(default=True, metadata=RUNTIME)  # tqdm bars (off when not a terminal)
 
 
@@ -154,8 +179,9 @@ OPTIMIZERS: dict[str, type[OptimizerConfig]] = {
     "adam": AdamConfig,
     "adamw": AdamWConfig,
 }
-# Config groups that name a study rather than a value; left out of job folder names.
-STUDY_GROUPS = ("experiment", "hparams_search")
+# Config groups that name a study or a tracker rather than a value; left out of job folder
+# names (the tracker's keys are RUNTIME ones too).
+STUDY_GROUPS = ("experiment", "hparams_search", "logger")
 MAX_DIRNAME_BYTES = 200  # file systems allow 255 bytes per name; leave room for Hydra's own
 
 
@@ -179,14 +205,29 @@ def runtime_keys(schema: type = RunConfig, prefix: str = "") -> tuple[str, ...]:
     keys: list[str] = []
     hints = get_type_hints(schema)
     for item in fields(schema):
-        name, kind = f"{prefix}{item.name}", hints[item.name]
+        name, kind = f"{prefix}{item.name}", _dataclass_of(hints[item.name])
         if item.metadata.get("runtime"):
-            keys += (
-                [f"{name}.{leaf.name}" for leaf in fields(kind)] if is_dataclass(kind) else [name]
-            )
-        elif is_dataclass(kind):
+            keys += [*_leaf_keys(kind, f"{name}.")] if kind else [name]
+        elif kind:
             keys += runtime_keys(kind, f"{name}.")
     return tuple(keys)
+
+
+def _dataclass_of(hint: Any) -> type | None:
+    """The dataclass a field holds (`X` or `X | None`), else None."""
+    options = [hint, *getattr(hint, "__args__", ())]
+    return next((t for t in options if isinstance(t, type) and is_dataclass(t)), None)
+
+
+def _leaf_keys(schema: type, prefix: str) -> Iterator[str]:
+    """Every dotted key below a dataclass, down to its scalar fields."""
+    hints = get_type_hints(schema)
+    for item in fields(schema):
+        kind = _dataclass_of(hints[item.name])
+        if kind and fields(kind):
+            yield from _leaf_keys(kind, f"{prefix}{item.name}.")
+        else:
+            yield f"{prefix}{item.name}"
 
 
 def register_configs() -> None:
@@ -200,6 +241,8 @@ def register_configs() -> None:
     cs.store(group="schema/dataset", name="dataset", node=DatasetConfig)
     cs.store(group="schema/scheduler", name="scheduler", node=SchedulerConfig)
     cs.store(group="schema/regularization", name="regularization", node=RegularizationConfig)
+    cs.store(group="schema/logger", name="tensorboard", node=TensorBoardConfig)
+    cs.store(group="schema/logger", name="mlflow", node=MLflowConfig)
     # conf/config.yaml picks `schema/mirror/<dataset>`: flips and flip TTA follow the dataset
     # entry unless a study or the command line sets them, and --cfg job shows the value.
     for name, spec in DATASETS.items():
@@ -307,11 +350,13 @@ def as_container(run: RunConfig) -> dict[str, Any]:
 def config_hash(run: RunConfig) -> str:
     """A short hash of everything in the checked config that can change a run's numbers."""
     container = as_container(run)
+    # The trackers came after the hash: dropping their whole node keeps every earlier hash.
+    container.pop("logger")
     for key in runtime_keys():
         *parents, leaf = key.split(".")
         node = container
         for parent in parents:
-            node = node[parent]
+            node = node.get(parent) or {}
         node.pop(leaf, None)
     text = json.dumps(container, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -1,0 +1,100 @@
+"""Trackers: TensorBoard and MLflow, as run hooks that the `logger` config group chooses.
+
+The run folder stays the source of truth; a tracker is a copy of it where users already look.
+Each tracker writes from the same rows the run folder holds (metrics.csv's, summary.json's
+fields, the checked config), so `analysis/export.py` fills a tracker from the files of any
+run, live-logged or not, with the same code. A tracker's package is imported only when it is
+chosen; a tracker that fails warns once and leaves the run alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from sweeplab.config import LoggerConfig
+from sweeplab.errors import SweeplabError
+from sweeplab.hooks import RunHook
+
+INSTALL = 'pip install -e ".[trackers]"'  # TensorBoard and MLflow, as the README says
+
+
+def tracker_hooks(logger: LoggerConfig) -> list[RunHook]:
+    """The hooks of the chosen trackers; one clear line when a tracker's package is missing."""
+    hooks: list[RunHook] = []
+    try:
+        if logger.tensorboard is not None:
+            from sweeplab.trackers.tensorboard import TensorBoardTracker
+
+            hooks.append(TensorBoardTracker())
+        if logger.mlflow is not None:
+            from sweeplab.trackers.mlflow import MLflowTracker
+
+            hooks.append(MLflowTracker(logger.mlflow))
+    except ImportError as err:
+        raise SweeplabError(
+            f"logger: the tracker's package is not installed ({err.name}): {INSTALL}"
+        ) from err
+    return hooks
+
+
+def flatten(node: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}: a config as trackers show it (without `logger`)."""
+    flat: dict[str, Any] = {}
+    for key, value in node.items():
+        if not prefix and key == "logger":
+            continue
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def sweep_folder(run_dir: Path) -> Path | None:
+    """The sweep a run folder belongs to: Hydra leaves multirun.yaml in every sweep folder."""
+    return run_dir.parent if (run_dir.parent / "multirun.yaml").is_file() else None
+
+
+def display_name(folder: Path) -> str:
+    """A folder as a tracker names it: relative to here when below it (multirun/wd_vs_noise)."""
+    folder = folder.resolve()
+    try:
+        return str(folder.relative_to(Path.cwd()))
+    except ValueError:
+        return str(folder)
+
+
+def epoch_metrics(row: dict[str, Any]) -> dict[str, float]:
+    """One metrics.csv row as tracker metrics: `<split>_loss`, `<split>_accuracy`, and for
+    training rows also `lr` and `images_per_second`."""
+    split = row["split"]
+    metrics = {f"{split}_loss": row["loss"], f"{split}_accuracy": row["accuracy"]}
+    if split == "train":
+        metrics["lr"] = row.get("lr")
+        metrics["images_per_second"] = row.get("images_per_second")
+    return {key: float(value) for key, value in metrics.items() if _number(value)}
+
+
+def _number(value: Any) -> bool:
+    try:
+        return value is not None and float(value) == float(value)  # not None, not NaN
+    except (TypeError, ValueError):
+        return False
+
+
+class SweepTrackersEnd(Callback):
+    """After a multirun, in the launching process: close the sweep's MLflow parent run, when
+    a job made one (FAILED when a job failed, else FINISHED)."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep = Path(config.hydra.sweep.dir)
+        from sweeplab.run_folder import FAILED_NOTES
+
+        if (sweep / ".sweeplab" / "mlflow.json").is_file():  # mlflow.SWEEP_STATE
+            from sweeplab.trackers.mlflow import close_parent
+
+            close_parent(sweep, failed=any((sweep / FAILED_NOTES).glob("*.txt")))

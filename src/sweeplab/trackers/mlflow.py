@@ -1,0 +1,276 @@
+"""MLflow: one MLflow run per job, a sweep's jobs nested under one parent run.
+
+Params: the checked config, flattened. Metrics: each metrics.csv row at `step = epoch`
+(`train_loss`, `val_accuracy`, `lr`, ...), `test_loss` / `test_accuracy` at the last epoch.
+Tags: status, config_hash, seed, device. Artifacts: summary.json, metrics.csv, the figures
+(and checkpoints with `log_checkpoints`). The run's id is kept in the run folder
+(`trackers.json`), so a resumed run continues its MLflow run, and every write first asks
+MLflow what it has, so nothing is logged twice: the live run and `analysis/export.py` share
+`sync`. The parent run of a sweep is found or made under a file lock in the sweep folder, so
+jobs in other processes or on SLURM nodes nest under the same one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
+
+from sweeplab.config import MLflowConfig, RunConfig, as_container
+from sweeplab.hooks import EpochEnd, RunHook
+from sweeplab.run_folder import (
+    CHECKPOINTS,
+    CONFUSION_MATRIX,
+    LEARNING_CURVES,
+    METRICS,
+    SUMMARY,
+    TEST_SAMPLES,
+    TRACKERS,
+    Summary,
+    write_json,
+)
+from sweeplab.trackers import display_name, epoch_metrics, flatten, sweep_folder
+
+log = logging.getLogger(__name__)
+
+# A tracker that is down must cost seconds, not the minutes of MLflow's default retries.
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}  # fmt: skip
+RUN_STATUS = {"completed": "FINISHED", "interrupted": "KILLED", "pruned": "KILLED"}  # else FAILED
+FOLDER_TAG = "sweeplab.folder"  # the absolute path of the run (or sweep) folder it mirrors
+SWEEP_STATE = (
+    Path(".sweeplab") / "mlflow.json"
+)  # the sweep's parent run per store  # in a sweep folder: its parent run per store
+METRIC_BATCH = 1000  # MLflow's limit of entities in one log_batch
+PARAM_BATCH = 100
+
+
+def tracking_uri(configured: str | None) -> str:
+    """logger.mlflow.tracking_uri, else $MLFLOW_TRACKING_URI, else ./mlflow.db (made absolute,
+    so jobs on other nodes or in other folders share it)."""
+    uri = configured or os.environ.get("MLFLOW_TRACKING_URI")
+    return uri or f"sqlite:///{Path('mlflow.db').resolve()}"
+
+
+def client_for(uri: str) -> MlflowClient:
+    for key, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    return MlflowClient(tracking_uri=uri)
+
+
+def experiment_id(client: MlflowClient, name: str) -> str:
+    """The experiment `name`, made when missing (another process may make it at once)."""
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    try:
+        return client.create_experiment(name)
+    except Exception:
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
+
+
+def _find_run(client: MlflowClient, experiment: str, folder: Path) -> str | None:
+    """The run that mirrors `folder`, by its tag (runs made by an earlier export, say)."""
+    value = str(folder.resolve()).replace("'", "\\'")
+    runs = client.search_runs([experiment], f"tags.`{FOLDER_TAG}` = '{value}'", max_results=1)
+    return runs[0].info.run_id if runs else None
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.with_suffix(".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def parent_run(client: MlflowClient, uri: str, experiment: str, sweep: Path) -> str:
+    """The sweep's parent run in this store: found in the sweep folder or by its tag, else
+    made; one process at a time decides."""
+    state_path = sweep / SWEEP_STATE
+    with _locked(state_path):
+        state = json.loads(state_path.read_text()) if state_path.is_file() else {}
+        known = state.get(uri)
+        if known and client.get_run(known["parent_run_id"]).info.run_id:
+            return known["parent_run_id"]
+        parent = (
+            _find_run(client, experiment, sweep)
+            or client.create_run(
+                experiment, tags={FOLDER_TAG: str(sweep.resolve())}, run_name=display_name(sweep)
+            ).info.run_id
+        )
+        state[uri] = {"experiment_id": experiment, "parent_run_id": parent}
+        write_json(state_path, state)
+        return parent
+
+
+def close_parent(sweep: Path, failed: bool) -> None:
+    """At a sweep's end: its parent run FINISHED (FAILED when a job failed), in each store."""
+    state_path = sweep / SWEEP_STATE
+    if not state_path.is_file():
+        return
+    for uri, known in json.loads(state_path.read_text()).items():
+        try:
+            status = "FAILED" if failed else "FINISHED"
+            client_for(uri).set_terminated(known["parent_run_id"], status)
+        except Exception as err:
+            log.warning("MLflow at %s: could not close the sweep's parent run: %s", uri, err)
+
+
+class MirroredRun:
+    """A run folder's MLflow run: found (trackers.json, then the folder tag) or made."""
+
+    def __init__(self, client: MlflowClient, uri: str, run_dir: Path, experiment_name: str | None):
+        self.client, self.uri, self.run_dir = client, uri, run_dir
+        sweep = sweep_folder(run_dir)
+        name = experiment_name or display_name(sweep or run_dir)
+        self.experiment = experiment_id(client, name)
+        self.parent = parent_run(client, uri, self.experiment, sweep) if sweep else None
+        known = _read_state(run_dir).get("mlflow", {})  # {tracking uri: run id}
+        run_id = known.get(uri)
+        self.run_id = run_id or _find_run(client, self.experiment, run_dir) or self._create()
+        _write_state(run_dir, {"mlflow": {**known, uri: self.run_id}})
+
+    def _create(self) -> str:
+        tags = {FOLDER_TAG: str(self.run_dir.resolve())}
+        if self.parent:
+            tags["mlflow.parentRunId"] = self.parent
+        return self.client.create_run(
+            self.experiment, tags=tags, run_name=self.run_dir.name
+        ).info.run_id
+
+    def params(self, config: dict[str, Any]) -> None:
+        """The config, once: a run that has params already keeps them."""
+        if self.client.get_run(self.run_id).data.params:
+            return
+        params = [Param(key, str(value)) for key, value in config.items()]
+        for i in range(0, len(params), PARAM_BATCH):
+            self.client.log_batch(self.run_id, params=params[i : i + PARAM_BATCH])
+
+    def rows(self, rows: list[dict[str, Any]], check: bool = True) -> None:
+        """metrics.csv rows at step = epoch; with `check`, only the (metric, step) pairs MLflow
+        does not have yet."""
+        wanted = [(key, int(row["epoch"]), value) for row in rows
+                  for key, value in epoch_metrics(row).items()]  # fmt: skip
+        if check:
+            have = {
+                (key, metric.step)
+                for key in {key for key, _, _ in wanted}
+                for metric in self.client.get_metric_history(self.run_id, key)
+            }
+            wanted = [item for item in wanted if item[:2] not in have]
+        now = int(time.time() * 1000)
+        metrics = [Metric(key, value, now, step) for key, step, value in wanted]
+        for i in range(0, len(metrics), METRIC_BATCH):
+            self.client.log_batch(self.run_id, metrics=metrics[i : i + METRIC_BATCH])
+
+    def finish(self, summary: dict[str, Any], log_checkpoints: bool) -> None:
+        """The end: test metrics, tags, artifacts not yet uploaded, the status."""
+        if summary.get("test_accuracy") is not None and summary.get("epochs"):
+            test = {"epoch": summary["epochs"], "split": "test",
+                    "loss": summary["test_loss"], "accuracy": summary["test_accuracy"]}  # fmt: skip
+            self.rows([test])
+        status = str(summary.get("status"))
+        tags = {"status": status, "config_hash": summary.get("config_hash"),
+                "seed": summary.get("seed"), "device": summary.get("device")}  # fmt: skip
+        self.client.log_batch(
+            self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items() if v is not None]
+        )
+        have = {info.path for info in self.client.list_artifacts(self.run_id)}
+        names = [METRICS, SUMMARY, LEARNING_CURVES, TEST_SAMPLES, CONFUSION_MATRIX]
+        for name in names:
+            if (self.run_dir / name).is_file() and name not in have:
+                self.client.log_artifact(self.run_id, str(self.run_dir / name))
+        if log_checkpoints and (self.run_dir / CHECKPOINTS).is_dir() and CHECKPOINTS not in have:
+            self.client.log_artifact(self.run_id, str(self.run_dir / CHECKPOINTS))
+        self.client.set_terminated(self.run_id, RUN_STATUS.get(status, "FAILED"))
+
+
+def _read_state(run_dir: Path) -> dict[str, Any]:
+    try:
+        return json.loads((run_dir / TRACKERS).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_state(run_dir: Path, update: dict[str, Any]) -> None:
+    write_json(run_dir / TRACKERS, {**_read_state(run_dir), **update})
+
+
+def sync(
+    uri: str,
+    run_dir: Path,
+    config: dict[str, Any],
+    rows: list[dict[str, Any]],
+    summary: dict[str, Any] | None,
+    experiment_name: str | None = None,
+    log_checkpoints: bool = False,
+) -> str:
+    """Bring MLflow up to a run folder's files; return the run id (analysis/export.py)."""
+    run = MirroredRun(client_for(uri), uri, run_dir, experiment_name)
+    run.params(config)
+    run.rows(rows)
+    if summary is not None and summary.get("status") not in (None, "running"):
+        run.finish(summary, log_checkpoints)
+    return run.run_id
+
+
+class MLflowTracker(RunHook):
+    """`logger=mlflow`: the run's MLflow run, epoch by epoch. Any MLflow error warns once;
+    the run then trains on without it, and analysis/export.py can fill MLflow later."""
+
+    def __init__(self, settings: MLflowConfig) -> None:
+        self.settings = settings
+        self.uri = tracking_uri(settings.tracking_uri)
+        self.run: MirroredRun | None = None
+        self.broken = False
+
+    def _guard(self, action: str, call: Any, *args: Any) -> None:
+        if self.broken:
+            return
+        try:
+            call(*args)
+        except Exception as err:
+            self.broken = True
+            reason = f"{type(err).__name__}: {err}".splitlines()[0][:300]
+            log.warning(
+                "MLflow at %s failed (%s: %s); the run goes on without it and keeps its files: "
+                "python analysis/export.py <run or sweep folder> --to mlflow fills MLflow later",
+                self.uri,
+                action,
+                reason,
+            )
+
+    def start(self, run: RunConfig, run_dir: Path, history: list[dict[str, Any]]) -> None:
+        def begin() -> None:
+            self.run = MirroredRun(
+                client_for(self.uri), self.uri, run_dir, self.settings.experiment_name
+            )
+            self.run.params(flatten(as_container(run)))
+            self.run.client.update_run(self.run.run_id, status="RUNNING")
+            self.run.rows(history)  # what a resumed run logged before, only where missing
+
+        self._guard("starting the run", begin)
+
+    def epoch_end(self, end: EpochEnd) -> str | None:
+        if self.run is not None:
+            rows = [end.row("train"), end.row("val")]
+            self._guard(f"epoch {end.epoch}", self.run.rows, rows, False)
+        return None
+
+    def end(self, summary: Summary, run_dir: Path) -> None:
+        if self.run is not None:
+            fields = json.loads((run_dir / SUMMARY).read_text())
+            self._guard("ending the run", self.run.finish, fields, self.settings.log_checkpoints)
