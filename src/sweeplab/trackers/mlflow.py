@@ -18,6 +18,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -228,20 +229,27 @@ def sync(
 
 
 class MLflowTracker(RunHook):
-    """`logger=mlflow`: the run's MLflow run, epoch by epoch. Any MLflow error warns once;
-    the run then trains on without it, and analysis/export.py can fill MLflow later."""
+    """`logger=mlflow`: the run's MLflow run, epoch by epoch. MLflow's calls run in one
+    background thread, in order, so training never waits for the store (opening a SQLite
+    store takes most of a second, a server may be slow); the run's end waits for them. Any
+    MLflow error warns once; the run then trains on without it, and analysis/export.py can
+    fill MLflow later."""
 
     def __init__(self, settings: MLflowConfig) -> None:
         self.settings = settings
         self.uri = tracking_uri(settings.tracking_uri)
         self.run: MirroredRun | None = None
         self.broken = False
+        self.calls = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow")
 
-    def _guard(self, action: str, call: Any, *args: Any) -> None:
+    def _later(self, action: str, call: Any) -> None:
+        self.calls.submit(self._guarded, action, call)
+
+    def _guarded(self, action: str, call: Any) -> None:
         if self.broken:
             return
         try:
-            call(*args)
+            call()
         except Exception as err:
             self.broken = True
             reason = f"{type(err).__name__}: {err}".splitlines()[0][:300]
@@ -254,23 +262,24 @@ class MLflowTracker(RunHook):
             )
 
     def start(self, run: RunConfig, run_dir: Path, history: list[dict[str, Any]]) -> None:
-        def begin() -> None:
-            self.run = MirroredRun(
-                client_for(self.uri), self.uri, run_dir, self.settings.experiment_name
-            )
-            self.run.params(flatten(as_container(run)))
-            self.run.client.update_run(self.run.run_id, status="RUNNING")
-            self.run.rows(history)  # what a resumed run logged before, only where missing
+        config, rows = flatten(as_container(run)), list(history)
 
-        self._guard("starting the run", begin)
+        def begin() -> None:
+            client = client_for(self.uri)
+            self.run = MirroredRun(client, self.uri, run_dir, self.settings.experiment_name)
+            self.run.params(config)
+            client.update_run(self.run.run_id, status="RUNNING")
+            self.run.rows(rows)  # what a resumed run logged before, only where missing
+
+        self._later("starting the run", begin)
 
     def epoch_end(self, end: EpochEnd) -> str | None:
-        if self.run is not None:
-            rows = [end.row("train"), end.row("val")]
-            self._guard(f"epoch {end.epoch}", self.run.rows, rows, False)
+        rows = [end.row("train"), end.row("val")]
+        self._later(f"epoch {end.epoch}", lambda: self.run and self.run.rows(rows, check=False))
         return None
 
     def end(self, summary: Summary, run_dir: Path) -> None:
-        if self.run is not None:
-            fields = json.loads((run_dir / SUMMARY).read_text())
-            self._guard("ending the run", self.run.finish, fields, self.settings.log_checkpoints)
+        fields = json.loads((run_dir / SUMMARY).read_text())
+        finish = self.settings.log_checkpoints
+        self._later("ending the run", lambda: self.run and self.run.finish(fields, finish))
+        self.calls.shutdown(wait=True)
