@@ -66,3 +66,12 @@ def test_sweep_benchmark_times_both_launchers(tmp_path: Path) -> None:
     assert list(table["launcher"]) == ["basic", "joblib"]
     assert (table["runs"] == 4).all() and (table["wall s"] > 0).all()
     assert (table["data load s per run"] < 5).all()
+
+
+def test_trackers_benchmark_times_each_loggers_hooks_beside_training(tmp_path: Path) -> None:
+    result = run_benchmark("trackers.py", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = pd.read_csv(tmp_path / "trackers.csv").set_index("logger")
+    assert list(table.index) == ["none", "tensorboard", "mlflow"]
+    assert table.loc["none", "tracker s"] == 0 and (table["train s"] > 0).all()
+    assert (table.loc[["tensorboard", "mlflow"], "per epoch s"] > 0).all()
