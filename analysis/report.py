@@ -36,6 +36,7 @@ from analysis.collect import (
     runtime_columns,
     sweep_progress,
 )
+from analysis.search_report import add_search_sections
 from analysis.stats import (
     ALPHA,
     CERTAIN_TESTS,
@@ -304,6 +305,8 @@ def write_report(request: Request) -> Path:
         plots.learning_curves(curves, "val_accuracy", hue, out / "learning_curves.png")
     _inconsistent(page, runs, epochs, request)
     _problems(page, runs)
+    for sweep in request.sweeps:  # a search's own sections: history, importances, ...
+        add_search_sections(page, sweep, runs, out)
     figures = [
         ("heatmap", "heatmap.png"),
         (f"{label} by each swept key", "metric_by_key.png"),
@@ -553,7 +556,7 @@ def _inconsistent(page: Page, runs: pd.DataFrame, epochs: pd.DataFrame, request)
 
 
 def _problems(page: Page, runs: pd.DataFrame) -> None:
-    bad = runs[runs["status"] != "completed"]
+    bad = runs[~runs["status"].isin(["completed", "pruned"])]  # pruned runs get their section
     if bad.empty:
         return
     page.heading("Runs not completed")

@@ -135,6 +135,17 @@ class LoggerConfig:
 
 
 @dataclass
+class TrialConfig:
+    """Set by sweeplab's search sweeper on each trial it launches: the study's storage and
+    name, and the trial's number, so the run reports to its trial after each epoch."""
+
+    storage: str | None = None
+    study: str | None = None
+    trial: int | None = None
+    confirms: int | None = None  # a confirmation run: the trial whose configuration it repeats
+
+
+@dataclass
 class PredictConfig:
     n: int = 5  # test images that mode=predict shows
 
@@ -171,6 +182,7 @@ class RunConfig:
     predict: PredictConfig = field(default_factory=PredictConfig, metadata=RUNTIME)
     figures: bool = field(default=True, metadata=RUNTIME)
     logger: LoggerConfig = field(default_factory=LoggerConfig, metadata=RUNTIME)
+    search: TrialConfig = field(default_factory=TrialConfig, metadata=RUNTIME)
     progress: bool = field(default=True, metadata=RUNTIME)  # tqdm bars (off when not a terminal)
 
 
@@ -350,8 +362,10 @@ def as_container(run: RunConfig) -> dict[str, Any]:
 def config_hash(run: RunConfig) -> str:
     """A short hash of everything in the checked config that can change a run's numbers."""
     container = as_container(run)
-    # The trackers came after the hash: dropping their whole node keeps every earlier hash.
+    # Trackers and search trials came after the hash: dropping their whole nodes keeps every
+    # earlier hash.
     container.pop("logger")
+    container.pop("search")
     for key in runtime_keys():
         *parents, leaf = key.split(".")
         node = container

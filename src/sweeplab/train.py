@@ -50,6 +50,7 @@ from sweeplab.runtime import (
     seconds_since_process_start,
     set_up,
 )
+from sweeplab.search import search_hooks
 from sweeplab.trackers import tracker_hooks
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,8 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, hooks: Sequence[RunHook] 
     _jobs_started += 1
     run = check_config(cfg)
     spec = dataset_spec(run.dataset.name)
-    trackers = tracker_hooks(run.logger)  # a missing tracker package stops here, before work
+    # Trackers and a search's trial reporter; a missing tracker package stops here, before work.
+    chosen = [*tracker_hooks(run.logger), *search_hooks(run.search)]
     with ExitStack() as held:  # released in reverse: summary written, signals restored, unlocked
         held.enter_context(folder_lock(run_dir))  # one owner; another process gets RunLocked
         run_hash = config_hash(run)
@@ -176,7 +178,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, hooks: Sequence[RunHook] 
             metrics.write(row)
             progress.history.append(row)
 
-        for hook in [*trackers, *hooks]:
+        for hook in [*chosen, *hooks]:
             hook.start(run, run_dir, list(progress.history))
             active.append(hook)
         startup = time.perf_counter() - started - data.load_seconds

@@ -1,0 +1,239 @@
+"""The report of a search (a sweep of sweeplab's Optuna sweeper), beside the grid report.
+
+Reads the study from the sweep's storage (its `study.journal` file, or the storage its
+multirun.yaml names) with Optuna's own reader, and the run folders: trial counts, the best
+trial with every searched key, the optimization history against trial number and against
+cumulative training seconds (pruned trials marked), Optuna's parameter importances and
+parallel-coordinates plot, the pruned runs ranked by the epoch they reached, and the
+confirmation runs of the best configurations compared with each other on their seeds.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import seaborn as sns
+import yaml
+from matplotlib.figure import Figure
+
+from analysis.stats import REPLICATE, compare_levels, finish, format_cell
+
+CONFIRMS = "search.confirms"  # the config key a confirmation run carries: the trial it repeats
+
+
+def search_settings(sweep: Path) -> dict[str, Any] | None:
+    """The sweeper settings of a sweeplab search sweep (from multirun.yaml), else None."""
+    try:
+        multirun = yaml.safe_load((sweep / "multirun.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    sweeper = (multirun.get("hydra") or {}).get("sweeper") or {}
+    return sweeper if "sweeplab.optuna_sweeper" in str(sweeper.get("_target_", "")) else None
+
+
+def load_study(sweep: Path, settings: dict[str, Any]) -> Any:
+    """The sweep's study, read with Optuna (None when its storage holds none yet)."""
+    import optuna
+
+    from sweeplab.search import open_storage  # the storage convention the sweeper wrote with
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = settings.get("storage") or str(sweep / "study.journal")
+    if storage.endswith(".journal") and not Path(storage).is_file():
+        return None
+    try:
+        return optuna.load_study(study_name=settings["study_name"], storage=open_storage(storage))
+    except KeyError:
+        return None
+
+
+def trial_table(study: Any) -> pd.DataFrame:
+    """One row per trial: number, state, value (a pruned trial's: its last reported value),
+    epochs reached, training seconds, and its parameters."""
+    rows = []
+    for trial in study.get_trials(deepcopy=False):
+        reported = trial.intermediate_values
+        last = reported[max(reported)] if reported else None
+        rows.append(
+            {
+                "trial": trial.number,
+                "state": trial.state.name.lower(),
+                "value": trial.value if trial.value is not None else last,
+                "epochs": trial.user_attrs.get("epochs") or (max(reported) if reported else None),
+                "train_seconds": trial.user_attrs.get("train_seconds"),
+                "folder": trial.user_attrs.get("folder"),
+                **trial.params,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def history_figure(trials: pd.DataFrame, maximize: bool, out: Path) -> None:
+    """Best value so far against trial number and against cumulative training seconds."""
+    ordered = trials.sort_values("trial").assign(
+        cumulative_seconds=lambda t: t["train_seconds"].fillna(0).cumsum()
+    )
+    complete = ordered["value"].where(ordered["state"] == "complete")
+    best = complete.cummax() if maximize else complete.cummin()
+    ordered["best so far"] = best.ffill()  # pruned and failed trials keep the best so far
+    fig = Figure(figsize=(11, 4.2))
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, x, label in (
+        (axes[0], "trial", "trial number"),
+        (axes[1], "cumulative_seconds", "cumulative training seconds"),
+    ):
+        sns.scatterplot(
+            data=ordered,
+            x=x,
+            y="value",
+            hue="state",
+            style="state",
+            ax=ax,
+            markers={"complete": "o", "pruned": "X", "fail": "s", "running": "^"},
+        )
+        ax.step(
+            ordered[x], ordered["best so far"], where="post", color="black", label="best so far"
+        )
+        ax.set_xlabel(label)
+        ax.set_ylabel("val accuracy (pruned: at its last epoch)")
+    axes[1].legend().remove()
+    fig.suptitle("Optimization history (x: pruned trials, at the epoch they reached)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+
+
+def _optuna_figure(plot: Any, study: Any, out: Path) -> bool:
+    """Save one of Optuna's matplotlib plots; False when the study cannot draw it yet."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
+        try:
+            axes = plot(study)
+        except (ValueError, RuntimeError, ZeroDivisionError):
+            return False
+    figure = (axes.flat[0] if hasattr(axes, "flat") else axes).figure
+    figure.set_size_inches(10, 5)
+    figure.tight_layout()
+    figure.savefig(out, dpi=100)
+    import matplotlib.pyplot as plt  # Optuna draws with pyplot: free its figure
+
+    plt.close(figure)
+    return True
+
+
+def add_search_sections(page: Any, sweep: Path, runs: pd.DataFrame, out: Path) -> None:
+    """Append the search's sections to a report page (no-op for other sweeps)."""
+    settings = search_settings(sweep)
+    study = load_study(sweep, settings) if settings else None
+    if study is None or not study.get_trials(deepcopy=False):
+        return
+    from optuna import importance
+    from optuna.visualization import matplotlib as optuna_plots
+
+    trials = trial_table(study)
+    counts = trials["state"].value_counts()
+    maximize = study.direction.name == "MAXIMIZE"
+    page.heading(f"Search: study {study.study_name}")
+    pruner = study.user_attrs.get("sweeplab.pruner", {}).get("name", "?")
+    made = study.user_attrs.get("sweeplab.search", {})
+    page.text(
+        f"- {len(trials)} trials: {counts.get('complete', 0)} completed, "
+        f"{counts.get('pruned', 0)} pruned, {counts.get('fail', 0)} failed, "
+        f"{counts.get('running', 0)} running",
+        f"- sampler {made.get('sampler', '?')}, pruner {pruner}; objective: the best val "
+        f"accuracy of a run ({study.direction.name.lower()}); test accuracy is never used",
+        f"- read it: optuna.load_study(study_name={study.study_name!r}, storage=...) on "
+        f"{settings.get('storage') or sweep / 'study.journal'}",
+    )
+    done = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    if done:
+        best = study.best_trial
+        folder = Path(best.user_attrs.get("folder") or "").resolve()
+        test = runs.loc[[Path(p).resolve() == folder for p in runs["path"]], "test_accuracy"]
+        page.text(
+            f"- best trial: #{best.number}, val accuracy {best.value:.4f}"
+            + (f", test accuracy {float(test.iloc[0]):.4f}" if len(test) else "")
+        )
+        page.table(
+            pd.DataFrame([{"key": k, "value": v} for k, v in best.params.items()]),
+            f"Trial #{best.number}'s configuration: every searched key",
+        )
+    history_figure(trials, maximize, out / "search_history.png")
+    page.figure(out / "search_history.png", "optimization history")
+    if len(done) >= 2:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                weights = importance.get_param_importances(study)
+            except (ValueError, RuntimeError):
+                weights = {}
+        if weights:
+            page.table(
+                pd.DataFrame({"key": list(weights), "importance": list(weights.values())}),
+                "Parameter importances (Optuna's default evaluator, over completed trials)",
+            )
+        if _optuna_figure(
+            optuna_plots.plot_parallel_coordinate, study, out / "search_parallel.png"
+        ):
+            page.figure(out / "search_parallel.png", "parallel coordinates of the searched keys")
+    _pruned(page, runs)
+    _confirmation(page, runs)
+
+
+def _pruned(page: Any, runs: pd.DataFrame) -> None:
+    pruned = runs[runs["status"] == "pruned"]
+    if pruned.empty:
+        return
+    ranked = pruned.sort_values(["epochs_completed", "best_val_accuracy"], ascending=False)
+    page.heading("Pruned runs, by the epoch they reached")
+    page.table(
+        ranked[["run", "epochs_completed", "best_val_accuracy"]].rename(
+            columns={"epochs_completed": "epoch reached", "best_val_accuracy": "best val accuracy"}
+        ),
+        "Stopped by the pruner; left out of the statistics of completed runs",
+    )
+
+
+def _confirmation(page: Any, runs: pd.DataFrame) -> None:
+    """The confirmation runs: each configuration on its seeds, against the best by val."""
+    if CONFIRMS not in runs:
+        return
+    confirm = runs[runs[CONFIRMS].notna() & (runs["status"] == "completed")].copy()
+    if confirm.empty:
+        return
+    confirm["trial"] = confirm[CONFIRMS].astype(int)
+    rows = []
+    for trial, group in confirm.groupby("trial"):
+        val, test = group["best_val_accuracy"], group["test_accuracy"]
+        rows.append(
+            {
+                "trial": trial,
+                "seeds": sorted(group[REPLICATE].tolist()),
+                "val mean": val.mean(),
+                "val accuracy": format_cell(val.mean(), val.std(), len(val)),
+                "test accuracy": format_cell(test.mean(), test.std(), len(test)),
+            }
+        )
+    table = pd.DataFrame(rows).sort_values("val mean", ascending=False)
+    best = int(table["trial"].iloc[0])
+    page.heading("Confirmation: the best configurations on new seeds")
+    page.table(
+        table.drop(columns="val mean"),
+        "Each configuration's val accuracy (the choice) and test accuracy, mean ± std (seeds)",
+    )
+    others = [t for t in table["trial"] if t != best]
+    if not others:
+        return
+    compared = finish(pd.DataFrame([
+        compare_levels(confirm, "trial", trial, best, [REPLICATE], "best_val_accuracy")
+        for trial in others
+    ]).assign(metric="best_val_accuracy"))  # fmt: skip
+    page.text(
+        f"Trial #{best} has the best mean val accuracy on the new seeds. Each other "
+        "configuration against it, paired on the seed, Holm-adjusted over these comparisons; "
+        "`no detectable difference` means these seeds cannot tell them apart."
+    )
+    page.table(compared.drop(columns=["metric", "factor"]).rename(columns={"level": "trial",
+               "baseline": "against trial"}))  # fmt: skip

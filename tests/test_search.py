@@ -1,0 +1,219 @@
+"""sweeplab's search sweeper with real Optuna storages and real processes on small subsets:
+pruned trials, kill -9 and resume, two workers on one study, reruns, the search report,
+confirmation runs, and every bad input answered with one line before any trial."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+import yaml
+
+from sweeplab.search import open_storage
+from tests.conftest import QUICK_SWEEP, ROOT, run_sweep
+
+SEARCH = ["hydra/sweeper=sweeplab_optuna", "dataset.subset=1024"]
+# A grid whose order is fixed by its seed (not by any accuracy): trial 0 (lr 0.01, batch 64)
+# completes, trial 1 (lr 1e-7: near chance after an epoch, far below trial 0) is pruned at
+# epoch 1 by the median pruner, trials 2 and 3 (batch 4096 > 1024 training images) fail.
+GRID = [*SEARCH, "hydra.sweeper.sampler.name=grid", "hydra.sweeper.sampler.seed=4",
+        "optimizer.lr=choice(0.01,1e-7)", "batch_size=choice(64,4096)", "epochs=3",
+        "hydra.sweeper.n_trials=4", "+hydra.sweeper.pruner_args={n_startup_trials:1}"]  # fmt: skip
+
+
+def study_of(sweep: Path, name: str = "sweeplab") -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=open_storage(str(sweep / "study.journal")))
+
+
+def states(study: optuna.Study) -> dict[int, str]:
+    return {t.number: t.state.name for t in study.get_trials(deepcopy=False)}
+
+
+def summaries(sweep: Path) -> dict[str, dict]:
+    return {p.parent.name: json.loads(p.read_text()) for p in sweep.glob("*/summary.json")}
+
+
+@pytest.fixture(scope="module")
+def grid_search(tmp_path_factory) -> Path:
+    sweep = tmp_path_factory.mktemp("grid") / "sweep"
+    result = run_sweep(sweep, *GRID)
+    assert result.returncode == 1, result.stderr[-3000:]  # two trials failed: listed, exit 1
+    assert "2 job(s) failed" in result.stderr
+    return sweep
+
+
+def test_a_pruned_trial_keeps_its_folder_metrics_and_checkpoints_and_says_when(
+    grid_search: Path,
+) -> None:
+    assert states(study_of(grid_search)) == {0: "COMPLETE", 1: "PRUNED", 2: "FAIL", 3: "FAIL"}
+    (pruned,) = [p for p in grid_search.glob("*/summary.json") if "1e-07" in str(p)
+                 and "batch_size=64" in str(p)]  # fmt: skip
+    summary = json.loads(pruned.read_text())
+    assert summary["status"] == "pruned" and summary["epochs_completed"] == 1
+    assert "pruned by the median pruner after epoch 1" in summary["error"]
+    metrics = pd.read_csv(pruned.parent / "metrics.csv")
+    assert list(zip(metrics.epoch, metrics.split, strict=True)) == [(1, "train"), (1, "val")]
+    assert (pruned.parent / "checkpoints" / "last.pt").is_file()
+    assert summary["test_accuracy"] is None  # a pruned run never looks at the test split
+
+
+def test_the_search_report_counts_trials_and_lists_pruned_runs_out_of_the_statistics(
+    grid_search: Path,
+) -> None:
+    text = (grid_search / "report" / "report.md").read_text()
+    assert "- 4 trials: 1 completed, 1 pruned, 2 failed, 0 running" in text
+    assert "## Pruned runs, by the epoch they reached" in text
+    assert (
+        "(search_history.png)" in text and (grid_search / "report" / "search_history.png").exists()
+    )
+    runs = pd.read_csv(grid_search / "report" / "runs.csv")
+    assert set(runs.status) == {"completed", "pruned", "failed"}
+    assert "- runs: 4 (1 completed, 2 failed, 1 pruned)" in text
+    best = int(re.search(r"best trial: #(\d+)", text).group(1))
+    assert best == study_of(grid_search).best_trial.number == 0  # Optuna's own reader agrees
+
+
+def test_the_same_command_again_runs_nothing_and_more_trials_run_only_new_ones(
+    grid_search: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    sweep = tmp_path / "sweep"
+    shutil.copytree(grid_search, sweep)
+    before = {name: (sweep / name / "summary.json").stat().st_mtime_ns for name in summaries(sweep)}
+    again = run_sweep(sweep, *GRID)
+    assert "Launching" not in again.stdout + again.stderr  # n_trials reached: no trial at all
+    assert len(study_of(sweep).trials) == 4
+    more = run_sweep(sweep, *[a for a in GRID if "n_trials" not in a], "hydra.sweeper.n_trials=6")
+    assert len(study_of(sweep).trials) == 6 and more.stdout.count("Launching 1 jobs") == 2
+    for name, mtime in before.items():  # completed, pruned and failed folders untouched
+        if summaries(sweep)[name]["status"] != "failed":
+            assert (sweep / name / "summary.json").stat().st_mtime_ns == mtime
+
+
+TPE = [*SEARCH, "optimizer.lr=tag(log,interval(0.001,0.03))",
+       "regularization.noise_std=interval(0,0.3)", "hydra.sweeper.pruner=none"]  # fmt: skip
+
+
+def test_kill_9_mid_search_then_the_same_command_finishes_exactly_n_trials(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    args = [*TPE, "dataset.subset=8192", "batch_size=64", "epochs=3", "hydra.sweeper.n_trials=3"]
+    command = [sys.executable, str(ROOT / "run.py"), "-m", *QUICK_SWEEP, *args,
+               f"hydra.sweep.dir={sweep}"]  # fmt: skip
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while len(list(sweep.glob("*/checkpoints/last.pt"))) < 2:  # the second trial is under way
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    cut_off = [n for n, s in states(study_of(sweep)).items() if s == "RUNNING"]
+    assert cut_off == [1]
+    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    output = again.stdout + again.stderr
+    assert "trial 1 was cut off; launching it again" in output and "resuming" in output
+    assert states(study_of(sweep)) == {0: "COMPLETE", 1: "COMPLETE", 2: "COMPLETE"}
+    assert len(summaries(sweep)) == 3  # one folder per trial, the cut-off one resumed in place
+    hydra = [yaml.safe_load((p.parent / ".hydra" / "hydra.yaml").read_text())["hydra"]
+             for p in sweep.glob("*/summary.json")]  # fmt: skip
+    numbers = [h["job"]["num"] for h in hydra]
+    assert sorted(numbers) == [0, 1, 2]  # job numbers are the trials' numbers
+
+
+def test_two_commands_on_one_sweep_folder_are_two_workers_of_one_study(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    args = [*TPE, "dataset.subset=4096", "epochs=2", "hydra.sweeper.n_trials=6"]
+    command = [sys.executable, str(ROOT / "run.py"), "-m", *QUICK_SWEEP, *args,
+               f"hydra.sweep.dir={sweep}"]  # fmt: skip
+    workers = [
+        subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True),
+        subprocess.Popen([*command, "hydra/launcher=joblib", "hydra.sweeper.n_jobs=2"], cwd=ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True),
+    ]  # fmt: skip
+    outputs = [worker.communicate(timeout=600) for worker in workers]
+    assert [w.returncode for w in workers] == [0, 0], [o[1][-2000:] for o in outputs]
+    study = study_of(sweep)
+    assert sorted(states(study)) == list(range(6))  # exactly n_trials, no number twice
+    assert set(states(study).values()) == {"COMPLETE"}
+    assert len(summaries(sweep)) == 6
+    launched = [re.findall(r"search\.trial=(\d+)", out + err) for out, err in outputs]
+    assert sorted(int(n) for numbers in launched for n in numbers) == list(range(6))
+
+
+def test_confirmation_runs_the_best_configurations_on_new_seeds_and_compares_them(
+    tmp_path: Path,
+) -> None:
+    sweep = tmp_path / "sweep"
+    args = [*TPE, "epochs=1", "hydra.sweeper.n_trials=3", "hydra.sweeper.confirm=2",
+            "hydra.sweeper.confirm_seeds=2"]  # fmt: skip
+    result = run_sweep(sweep, *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = summaries(sweep)
+    assert len(runs) == 3 + 2 * 2
+    confirms = [yaml.safe_load((sweep / n / ".hydra" / "config.yaml").read_text())["search"]
+                for n in runs]  # fmt: skip
+    confirmed = [c["confirms"] for c in confirms if c["confirms"] is not None]
+    study = study_of(sweep)
+    best_two = sorted(study.trials, key=lambda t: t.value, reverse=True)[:2]
+    assert sorted(confirmed) == sorted([t.number for t in best_two] * 2)
+    seeds = {r["seed"] for r in runs.values()}
+    assert seeds == {0, 1, 2}
+    text = (sweep / "report" / "report.md").read_text()
+    assert "## Confirmation: the best configurations on new seeds" in text
+    assert "paired on the seed, Holm-adjusted" in text
+
+
+BAD = [
+    (["hydra.sweeper.pruner=wilcoxon"], "hydra.sweeper.pruner=wilcoxon: use one of none, median"),
+    (["hydra.sweeper.sampler.name=anneal"], "hydra.sweeper.sampler.name=anneal: use one of tpe"),
+    (
+        ["optimizer.learning_rate=interval(0.1,0.2)"],
+        "searched key 'optimizer.learning_rate' is not",
+    ),
+    (["optimizer.lr=interval(0.1,0.01)"], "interval(0.1, 0.01) is empty or inverted"),
+    (["optimizer.lr=tag(log,interval(0,0.1))"], "needs bounds > 0"),
+    (["hydra.sweeper.storage=/proc/no/such/study.journal"], "cannot be opened"),
+    (["hydra.sweeper.n_trials=0"], "hydra.sweeper.n_trials=0: must be at least 1"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD, ids=[a[0].split("=")[0] for a, _ in BAD])
+def test_bad_search_input_is_one_line_before_any_trial(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    base = [*SEARCH, "optimizer.lr=interval(0.001,0.01)", "epochs=2"]
+    result = run_sweep(tmp_path, *base, *args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sweeplab: error: ") and message in lines[0]
+    assert not list(tmp_path.glob("*/summary.json"))
+
+
+def test_another_search_on_a_stored_study_stops_with_one_line(grid_search: Path, tmp_path) -> None:
+    import shutil
+
+    sweep = tmp_path / "sweep"
+    shutil.copytree(grid_search, sweep)
+    result = run_sweep(
+        sweep, *[a for a in GRID if "choice(64" not in a], "batch_size=choice(32,64)"
+    )
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert "was made by another search: its space differs from this command's" in line
+
+
+def test_a_pruner_with_one_epoch_says_so_and_searches_without_pruning(tmp_path: Path) -> None:
+    result = run_sweep(tmp_path, *TPE[:-1], "epochs=1", "hydra.sweeper.n_trials=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "sweeplab: epochs=1: a pruner needs two epochs or more" in result.stderr
+    assert study_of(tmp_path).user_attrs["sweeplab.pruner"]["name"] == "none"
