@@ -116,3 +116,40 @@ def test_a_preempted_job_is_requeued_and_resumes_after_its_last_epoch(
         *((epoch, split) for epoch in range(1, 9) for split in ("train", "val")),
         (8, "test"),
     ]
+
+
+def test_slurm_array_tasks_are_workers_of_one_search(cluster: None, tmp_path: Path) -> None:
+    import optuna
+
+    from sweeplab.search import open_storage
+
+    sweep_dir = tmp_path / "sweep"
+    worker = (
+        f"cd {ROOT} && {sys.executable} run.py -m hydra/sweeper=sweeplab_optuna "
+        "'optimizer.lr=tag(log,interval(0.001,0.03))' hydra.sweeper.pruner=none "
+        "hydra.sweeper.n_trials=4 dataset.subset=1024 epochs=1 threads=1 progress=false "
+        f"figures=false hydra.sweep.dir={sweep_dir}"
+    )
+    submitted = subprocess.run(
+        ["sbatch", "--parsable", "--array=1-2", "--partition=cpu", "--cpus-per-task=1",
+         "--mem=2G", f"--output={tmp_path}/worker_%a.log", "--wrap", worker],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    job = submitted.stdout.strip().split(";")[0]
+    deadline = time.monotonic() + 600
+    while subprocess.run(
+        ["squeue", "-h", "-j", job], capture_output=True, text=True
+    ).stdout.strip():
+        assert time.monotonic() < deadline, "the workers did not finish in 10 minutes"
+        time.sleep(1)
+    states = subprocess.run(
+        ["sacct", "-n", "-X", "-P", "-j", job, "-o", "State,ExitCode"],
+        capture_output=True, text=True,
+    ).stdout.split()  # fmt: skip
+    assert states == ["COMPLETED|0:0", "COMPLETED|0:0"], states
+    storage = open_storage(str(sweep_dir / "study.journal"))
+    study = optuna.load_study(study_name="sweeplab", storage=storage)
+    assert sorted(t.number for t in study.trials) == [0, 1, 2, 3]  # 4 in all, none twice
+    assert {t.state.name for t in study.trials} == {"COMPLETE"}
+    logs = [(tmp_path / f"worker_{i}.log").read_text() for i in (1, 2)]
+    assert all("Traceback" not in log for log in logs)
