@@ -131,7 +131,9 @@ def test_kill_9_mid_search_then_the_same_command_finishes_exactly_n_trials(tmp_p
 
 def test_two_commands_on_one_sweep_folder_are_two_workers_of_one_study(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
-    args = [*TPE, "dataset.subset=4096", "epochs=2", "hydra.sweeper.n_trials=6"]
+    # seeded: each worker must still draw its own trials, not the other's
+    args = [*TPE, "dataset.subset=4096", "epochs=2", "hydra.sweeper.n_trials=6",
+            "hydra.sweeper.sampler.seed=0"]  # fmt: skip
     command = [sys.executable, str(ROOT / "run.py"), "-m", *QUICK_SWEEP, *args,
                f"hydra.sweep.dir={sweep}"]  # fmt: skip
     workers = [
@@ -145,7 +147,7 @@ def test_two_commands_on_one_sweep_folder_are_two_workers_of_one_study(tmp_path:
     study = study_of(sweep)
     assert sorted(states(study)) == list(range(6))  # exactly n_trials, no number twice
     assert set(states(study).values()) == {"COMPLETE"}
-    assert len(summaries(sweep)) == 6
+    assert len(summaries(sweep)) == 6  # six folders: no two trials drew the same values
     launched = [re.findall(r"search\.trial=(\d+)", out + err) for out, err in outputs]
     assert sorted(int(n) for numbers in launched for n in numbers) == list(range(6))
 

@@ -135,6 +135,7 @@ class Search:
             hydra_context=hydra_context, task_function=task_function, config=config
         )
         self.asking = threading.Lock()
+        self.seeded = False  # whether this worker has seeded its sampler (at its first ask)
 
     # --- checked before any trial ------------------------------------------------------------
 
@@ -185,8 +186,10 @@ class Search:
             raise SearchError(f"searched key {key!r} is not in the config: check its spelling "
                               "(python run.py --cfg job lists the keys)")  # fmt: skip
 
-    def _sampler(self) -> optuna.samplers.BaseSampler:
+    def _sampler(self, offset: int = 0) -> optuna.samplers.BaseSampler:
+        """The sampler; its seed moved by `offset` (see `_next_trial`)."""
         name, seed = self.settings.sampler.name, self.settings.sampler.seed
+        seed = None if seed is None else seed + offset
         sampler_class = getattr(optuna.samplers, SAMPLERS[name])
         if name != "grid":
             return sampler_class(seed=seed)
@@ -295,6 +298,12 @@ class Search:
                         return trial, claim
             if len(trials) >= self.settings.n_trials:
                 return None
+            if not self.seeded:
+                # Workers of one study must not draw the same numbers: each seeds its sampler
+                # with the seed plus the number of its first trial (0 for a lone command, so
+                # one command's search repeats exactly).
+                self.study.sampler = self._sampler(offset=len(trials))
+                self.seeded = True
             trial = self.study.ask()
             claim = self._claim(trial.number)
             assert claim is not None  # a new number: nobody else has it
