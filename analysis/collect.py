@@ -230,8 +230,9 @@ def _grid_size(multirun: dict[str, Any]) -> int | None:
     parser), or an Optuna search's n_trials; None when it cannot tell."""
     hydra = multirun.get("hydra", {})
     sweeper = hydra.get("sweeper", {}) or {}
-    if "optuna" in str(sweeper.get("_target_", "")).lower():
-        return sweeper.get("n_trials")
+    if "optuna" in str(sweeper.get("_target_", "")).lower():  # a search: its trials, then
+        confirm = (sweeper.get("confirm") or 0) * (sweeper.get("confirm_seeds") or 0)
+        return (sweeper.get("n_trials") or 0) + confirm or None  # its confirmation runs
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     by_key = {str(k): f"{k}={v}" for k, v in (sweeper.get("params") or {}).items()}
@@ -257,6 +258,7 @@ def sweep_progress(root: Path, runs: pd.DataFrame) -> dict[str, Any] | None:
     progress: dict[str, Any] = {
         "jobs": expected,
         "completed": counts.get("completed", 0),
+        "pruned": counts.get("pruned", 0),
         "running": counts.get("running", 0),
         "failed": sum(counts.get(s, 0) for s in ("failed", "diverged", "unreadable")),
         "stopped": sum(counts.get(s, 0) for s in ("interrupted", "incomplete")),

@@ -344,7 +344,8 @@ def _progress(page: Page, sweep: Path, runs: pd.DataFrame) -> None:
     if not unfinished and not progress["failed"]:
         return
     jobs = progress["jobs"] if progress["jobs"] is not None else "?"
-    parts = [f"{progress[k]} {k}" for k in ("completed", "running", "failed", "stopped")]
+    shown = ("completed", "pruned", "running", "failed", "stopped")
+    parts = [f"{progress[k]} {k}" for k in shown if k != "pruned" or progress[k]]
     if progress["not started"] is not None:
         parts.append(f"{progress['not started']} not started")
     page.heading(f"Where {sweep} stands")
