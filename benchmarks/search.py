@@ -1,13 +1,14 @@
-"""What pruning and workers buy a search: one seeded search run four ways.
+"""What pruning and workers buy a search: one seeded search run six ways.
 
     python benchmarks/search.py            # 24 trials of up to 8 epochs on 20,000 images
     python benchmarks/search.py --quick    # 4 trials of 2 epochs on 1,024 images
     python benchmarks/search.py --subset 0 # the full training set
 
 The search is conf/hparams_search/fashion_optuna.yaml (TPE, seed 0, over lr, weight decay,
-noise and dropout), through run.py: without pruning; with the median pruner; with the median
-pruner and two worker commands of one torch thread each on one study; and with the median
-pruner in one command with the joblib launcher (two jobs of one thread). For each: the
+noise and dropout), through run.py: without pruning; with the median, successive-halving and
+hyperband pruners; with the median pruner and two worker commands of one torch thread each on
+one study; and with the median pruner in one command with the joblib launcher (two jobs of
+one thread). For each: the
 training seconds of all its runs, the wall time, the best val accuracy found, and how long
 until the search was within 0.3 points of its own final best (in training seconds and wall
 seconds). Printed as a Markdown table and written as search.csv.
@@ -31,6 +32,8 @@ WITHIN = 0.003  # "within 0.3 points of its final best"
 VARIANTS = {
     "no pruning": (["hydra.sweeper.pruner=none"], 1),
     "median pruner": ([], 1),
+    "successive halving pruner": (["hydra.sweeper.pruner=successive_halving"], 1),
+    "hyperband pruner": (["hydra.sweeper.pruner=hyperband"], 1),
     "median pruner, 2 worker commands x 1 thread": (["threads=1"], 2),
     "median pruner, 1 command, joblib 2 jobs x 1 thread": (
         ["hydra/launcher=joblib", "hydra.sweeper.n_jobs=2"], 1),
