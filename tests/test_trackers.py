@@ -120,6 +120,10 @@ def test_a_sweep_logs_one_parent_run_and_a_nested_run_per_job(
         assert json.loads((folder / "trackers.json").read_text())["mlflow"] == {
             mlflow_server.uri: run.info.run_id
         }
+    again = run_sweep(sweep, *SWEEP, *logger)  # every run completed: skipped, nothing logged
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert len(runs_of(client)) == 5
+    assert all(steps(client, r.info.run_id, "val_accuracy") == [1, 2] for r in children)
 
 
 def test_a_server_that_stops_mid_sweep_costs_no_result_and_export_fills_it_once(
