@@ -192,3 +192,10 @@ def test_config_hash_ignores_runtime_keys_but_not_results_keys(make_cfg) -> None
     assert hash_of("input_size=28", "resize=pad") == base  # what the defaults resolve to
     assert hash_of("seed=1") != base
     assert hash_of("regularization.noise_std=0.1") != base
+
+
+def test_a_search_file_sets_its_own_sweep_folder_and_epochs(make_cfg) -> None:
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        cfg = compose("config", ["hparams_search=fashion_optuna"], return_hydra_config=True)
+    assert cfg.hydra.sweep.dir == "multirun/fashion_optuna" and cfg.epochs == 3
+    assert cfg.hydra.sweeper._target_.endswith("optuna_sweeper.SearchSweeper")
