@@ -132,12 +132,14 @@ def add_search_sections(page: Any, sweep: Path, runs: pd.DataFrame, out: Path) -
     from optuna import importance
     from optuna.visualization import matplotlib as optuna_plots
 
+    from sweeplab.search import PRUNER_ATTR, SEARCH_ATTR  # the keys the sweeper wrote
+
     trials = trial_table(study)
     counts = trials["state"].value_counts()
     maximize = study.direction.name == "MAXIMIZE"
     page.heading(f"Search: study {study.study_name}")
-    pruner = study.user_attrs.get("sweeplab.pruner", {}).get("name", "?")
-    made = study.user_attrs.get("sweeplab.search", {})
+    pruner = study.user_attrs.get(PRUNER_ATTR, {}).get("name", "?")
+    made = study.user_attrs.get(SEARCH_ATTR, {})
     page.text(
         f"- {len(trials)} trials: {counts.get('complete', 0)} completed, "
         f"{counts.get('pruned', 0)} pruned, {counts.get('fail', 0)} failed, "

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 # model field -> (low, high) of a uniform search, for every model that has the field
 MODEL_RANGES = {"dropout": (0.0, 0.5)}
 PRUNER_ATTR = "sweeplab.pruner"  # the study's pruner: {"name": ..., "args": {...}}
+SEARCH_ATTR = "sweeplab.search"  # what made the study: space, sampler, direction, objective
 JOURNAL_SUFFIX = ".journal"
 
 

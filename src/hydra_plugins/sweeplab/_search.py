@@ -44,10 +44,16 @@ from optuna.distributions import (
 from optuna.trial import TrialState
 
 from sweeplab.run_folder import Summary
-from sweeplab.search import JOURNAL_SUFFIX, PRUNER_ATTR, PRUNERS, make_pruner, open_storage
+from sweeplab.search import (
+    JOURNAL_SUFFIX,
+    PRUNER_ATTR,
+    PRUNERS,
+    SEARCH_ATTR,
+    make_pruner,
+    open_storage,
+)
 
 log = logging.getLogger(__name__)
-SEARCH_ATTR = "sweeplab.search"  # what made the study: space, sampler, direction, objective
 OVERRIDES_ATTR = "sweeplab.overrides"  # a trial's job overrides, to launch it again as it was
 STATE = Path(".sweeplab") / "search"  # in the sweep folder: the ask lock, trials' claim locks
 SAMPLERS = {"tpe": "TPESampler", "random": "RandomSampler", "grid": "GridSampler",
@@ -109,16 +115,12 @@ def quoted(value: str) -> str:
 
 
 @contextmanager
-def _flock(path: Path, blocking: bool = True) -> Iterator[IO[str] | None]:
-    """An OS lock on `path` for the block (None when non-blocking and another holds it)."""
+def _flock(path: Path) -> Iterator[None]:
+    """An exclusive OS lock on `path` for the block (waits for another holder)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as file:
-        try:
-            fcntl.flock(file, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield None
-            return
-        yield file
+        fcntl.flock(file, fcntl.LOCK_EX)
+        yield
 
 
 class Search:
