@@ -3,21 +3,27 @@
     python benchmarks/search.py            # 24 trials of up to 8 epochs on 20,000 images
     python benchmarks/search.py --quick    # 4 trials of 2 epochs on 1,024 images
     python benchmarks/search.py --subset 0 # the full training set
+    python benchmarks/search.py --seeds 0 1 2 --only "no pruning" "median pruner"
 
 The search is conf/hparams_search/fashion_optuna.yaml (TPE, seed 0, over lr, weight decay,
 noise and dropout), through run.py: without pruning; with the median, successive-halving and
 hyperband pruners, and successive halving from epoch 2; with the median pruner and two worker
 commands of one torch thread each on one study; and with the median pruner in one command with
 the joblib launcher (two jobs of one thread). For each: the epochs and training seconds of all
-its runs, the wall time, the best val accuracy found, and how long until the search was within
-0.3 points of its own final best (in training seconds and wall seconds). `--only` runs some.
-Printed as a Markdown table and written as search.csv.
+its runs, the wall time, the best val accuracy found, how long until the search was within
+0.3 points of its own final best, and, against the unpruned search of the same sampler seed, its
+share of the training seconds, the difference of the bests, how long until it was within 0.3
+points of the unpruned best, and whether it met the target (a best within 0.3 points in at most
+half the training seconds). `--seeds` repeats everything per TPE seed and adds the means, as one
+seed's search is one draw; `--only` runs some variants. Printed as a Markdown table and written
+as search.csv.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 import tempfile
@@ -59,64 +65,103 @@ def run_search(sweep: Path, args: list[str], workers: int) -> float:
     return time.perf_counter() - started
 
 
-def measure(sweep: Path, wall: float, started_at: datetime) -> dict[str, Any]:
-    runs = []
-    for path in sweep.glob("*/summary.json"):
-        summary = json.loads(path.read_text())
-        if summary.get("finished_at"):
-            runs.append(summary)
-    runs.sort(key=lambda s: s["finished_at"])
-    finished = [r for r in runs if r["status"] == "completed"]
-    best = max(r["best_val_accuracy"] for r in finished)
-    spent, reached = 0.0, None
-    for run in runs:  # in the order they ended
+def finished_runs(sweep: Path) -> list[dict[str, Any]]:
+    """The sweep's finished runs' summaries, in the order they ended."""
+    runs = [json.loads(path.read_text()) for path in sweep.glob("*/summary.json")]
+    return sorted((r for r in runs if r.get("finished_at")), key=lambda r: r["finished_at"])
+
+
+def reached(runs: list[dict[str, Any]], target: float, started_at: datetime) -> tuple[float, float]:
+    """Training and wall seconds until a completed run's best val accuracy was >= `target`."""
+    spent = 0.0
+    for run in runs:
         spent += run.get("train_seconds") or 0.0
-        close = run["status"] == "completed" and run["best_val_accuracy"] >= best - WITHIN
-        if reached is None and close:
+        if run["status"] == "completed" and run["best_val_accuracy"] >= target:
             at = datetime.fromisoformat(run["finished_at"]) - started_at
-            reached = (spent, at.total_seconds())
+            return spent, at.total_seconds()
+    return math.nan, math.nan
+
+
+def measure(sweep: Path, wall: float, started_at: datetime) -> dict[str, Any]:
+    runs = finished_runs(sweep)
+    best = max(r["best_val_accuracy"] for r in runs if r["status"] == "completed")
+    to_own = reached(runs, best - WITHIN, started_at)
     return {
         "trials": len(runs),
         "pruned": sum(r["status"] == "pruned" for r in runs),
         "epochs trained": sum(r.get("epochs_completed") or 0 for r in runs),
-        "train s": spent,
+        "train s": sum(r.get("train_seconds") or 0.0 for r in runs),
         "wall s": wall,
         "best val acc": best,
-        "train s to within 0.3": reached[0] if reached else None,
-        "wall s to within 0.3": reached[1] if reached else None,
+        "train s to within 0.3 of own best": to_own[0],
+        "wall s to within 0.3 of own best": to_own[1],
+        "_runs": runs,
+        "_started_at": started_at,
     }
+
+
+def against_no_pruning(row: dict[str, Any], base: dict[str, Any]) -> None:
+    """Add the columns that compare a search with the unpruned search of the same seed."""
+    train_s, _ = reached(row["_runs"], base["best val acc"] - WITHIN, row["_started_at"])
+    row["train s vs no pruning"] = row["train s"] / base["train s"]
+    row["best vs no pruning (points)"] = 100 * (row["best val acc"] - base["best val acc"])
+    row["train s to within 0.3 of no pruning's best"] = train_s
+    row["... vs no pruning's train s"] = train_s / base["train s"]
+    row["target met"] = (
+        "yes" if row["best vs no pruning (points)"] >= -100 * WITHIN
+        and row["train s vs no pruning"] <= 0.5 else "no"
+    )  # fmt: skip
+
+
+def mean_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per search, the mean over seeds of every numeric column (with several seeds)."""
+    means = []
+    for name in dict.fromkeys(row["search"] for row in rows):
+        mine = [row for row in rows if row["search"] == name]
+        mean: dict[str, Any] = {"search": name, "seed": "mean"}
+        for key, value in mine[0].items():
+            if isinstance(value, int | float) and key != "seed":
+                mean[key] = sum(row[key] for row in mine) / len(mine)
+        mean["target met"] = f"{sum(row.get('target met') == 'yes' for row in mine)}/{len(mine)}"
+        means.append(mean)
+    return means
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="4 trials of 2 epochs, 1,024 images")
     parser.add_argument("--subset", type=int, default=20000, help="training images (0: all)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="the sampler's seeds")
     parser.add_argument("--out", type=Path, help="folder for search.csv")
     parser.add_argument("--only", nargs="+", choices=list(VARIANTS), help="run these variants")
     args = parser.parse_args()
     trials, epochs, subset = (4, 2, 1024) if args.quick else (24, 8, args.subset)
     common = [f"hydra.sweeper.n_trials={trials}", f"epochs={epochs}"]
     common += [f"dataset.subset={subset}"] if subset else []
+    chosen = {name: VARIANTS[name] for name in args.only or VARIANTS}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        chosen = {name: VARIANTS[name] for name in args.only or VARIANTS}
-        for number, (name, (extra, workers)) in enumerate(chosen.items()):
-            sweep = Path(tmp) / f"search{number}"
-            started_at = datetime.now().astimezone()
-            wall = run_search(sweep, [*common, *extra], workers)
-            row = {"search": name, **measure(sweep, wall, started_at)}
-            rows.append(row)
-            print(f"{name}: {row['trials']} trials ({row['pruned']} pruned), "
-                  f"{row['train s']:.0f} s training, {wall:.0f} s wall, best val "
-                  f"{row['best val acc']:.4f}", flush=True)  # fmt: skip
-    base = rows[0]
-    for row in rows:
-        row["train s vs no pruning"] = f"{row['train s'] / base['train s']:.0%}"
-        row["best vs no pruning (points)"] = (
-            f"{100 * (row['best val acc'] - base['best val acc']):+.2f}"
-        )
-    title = (f"Search: {trials} trials of up to {epochs} epochs, {' '.join(common)}, "
-             f"{machine()}")  # fmt: skip
+        for seed in args.seeds:
+            base = None
+            for number, (name, (extra, workers)) in enumerate(chosen.items()):
+                sweep = Path(tmp) / f"seed{seed}-search{number}"
+                started_at = datetime.now().astimezone()
+                search = [*common, f"hydra.sweeper.sampler.seed={seed}", *extra]
+                wall = run_search(sweep, search, workers)
+                row = {"search": name, "seed": seed, **measure(sweep, wall, started_at)}
+                base = row if name == "no pruning" else base
+                if base is not None:
+                    against_no_pruning(row, base)
+                rows.append(row)
+                print(f"seed {seed}, {name}: {row['trials']} trials ({row['pruned']} pruned), "
+                      f"{row['train s']:.0f} s training, {wall:.0f} s wall, best val "
+                      f"{row['best val acc']:.4f}", flush=True)  # fmt: skip
+    rows = [{k: v for k, v in row.items() if not k.startswith("_")} for row in rows]
+    if len(args.seeds) > 1:
+        rows += mean_rows(rows)
+    title = (f"Search: {trials} trials of up to {epochs} epochs, {' '.join(common)}, TPE seeds "
+             f"{args.seeds}; target: best within 0.3 points of no pruning's in <= 50 % of its "
+             f"training s; {machine()}")  # fmt: skip
     print_table(rows, title)
     write_csv(rows, "search", args.out)
 
