@@ -3,17 +3,23 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-TRACKERS := $(VENV)/.trackers
+EXTRAS := $(VENV)/.extras
+# MkDocs prints a banner about its next major version on every build; the build is what counts.
+export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: run test lint format data clean
+.PHONY: run test lint format docs data clean
 
 run: $(STAMP) data ## train the default model (pass overrides as ARGS="epochs=3 ...")
 	$(PY) run.py $(ARGS)
 
-test: $(STAMP) $(TRACKERS) data ## lint, format check, then the test suite
+test: $(STAMP) $(EXTRAS) data ## lint, format check, the manual's strict build, then the test suite
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mkdocs build --strict
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+docs: $(EXTRAS) ## build the manual (docs/, mkdocs.yml) into site/; open site/index.html
+	$(VENV)/bin/mkdocs build --strict
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -31,10 +37,11 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install -r requirements.txt
 	touch $@
 
-# TensorBoard and MLflow (logger=..., analysis/export.py): an extra, so `make run` stays light.
-$(TRACKERS): $(STAMP)
-	$(PY) -m pip install -e ".[trackers]"
+# TensorBoard and MLflow (logger=..., analysis/export.py) and MkDocs: extras, so `make run`
+# stays light.
+$(EXTRAS): $(STAMP) pyproject.toml
+	$(PY) -m pip install -e ".[trackers,docs]"
 	touch $@
 
 clean:
-	rm -rf $(VENV) outputs multirun .pytest_cache .ruff_cache
+	rm -rf $(VENV) outputs multirun site .pytest_cache .ruff_cache
