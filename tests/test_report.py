@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import runpy
 import shutil
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from scipy import stats
 
 from analysis.report import Request, choose_baselines, main, write_report
 from analysis.stats import holm
-from tests.conftest import GRID, lock_holder, run_sweep
+from tests.conftest import GRID, ROOT, lock_holder, run_sweep
 
 
 @pytest.fixture
@@ -297,9 +298,9 @@ def test_report_html_is_one_self_contained_page_chromium_renders(
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert dom.stdout.count("<table") >= 4 and "Comparisons" in dom.stdout
     assert dom.stdout.count('<img src="data:image/png;base64,') == 3
-    shot = tmp_path / "page.png"
-    subprocess.run([*base, f"--screenshot={shot}", "--window-size=1200,2400", page.as_uri()],
-                   capture_output=True, timeout=120, check=True)  # fmt: skip
+    # The README's picture is made by docs/report_screenshot.py: its screenshot, here.
+    screenshot = runpy.run_path(str(ROOT / "docs" / "report_screenshot.py"))["screenshot"]
+    shot = screenshot(page, tmp_path / "page.png", width=1200, height=2400)
     from PIL import Image
 
     with Image.open(shot) as image:
