@@ -104,6 +104,8 @@ def against_no_pruning(row: dict[str, Any], base: dict[str, Any]) -> None:
     """Add the columns that compare a search with the unpruned search of the same seed."""
     train_s, _ = reached(row["_runs"], base["best val acc"] - WITHIN, row["_started_at"])
     row["train s vs no pruning"] = row["train s"] / base["train s"]
+    # Epochs are what a CPU busy with other work cannot change: the same models on the same data.
+    row["epochs vs no pruning"] = row["epochs trained"] / base["epochs trained"]
     row["best vs no pruning (points)"] = 100 * (row["best val acc"] - base["best val acc"])
     row["train s to within 0.3 of no pruning's best"] = train_s
     row["... vs no pruning's train s"] = train_s / base["train s"]

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from tests.conftest import ROOT
 
@@ -77,10 +78,23 @@ def test_trackers_benchmark_times_each_loggers_hooks_beside_training(tmp_path: P
     assert (table.loc[["tensorboard", "mlflow"], "per epoch s"] > 0).all()
 
 
-def test_search_benchmark_runs_the_search_every_way(tmp_path: Path) -> None:
-    result = run_benchmark("search.py", "--out", str(tmp_path))
+def test_search_benchmark_compares_each_search_with_the_unpruned_one_of_its_seed(
+    tmp_path: Path,
+) -> None:
+    ways = ["no pruning", "successive halving pruner",
+            "median pruner, 2 worker commands x 1 thread",
+            "median pruner, 1 command, joblib 2 jobs x 1 thread"]  # fmt: skip
+    seeds = ["--seeds", "0", "1"]
+    result = run_benchmark("search.py", *seeds, "--only", *ways, "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
     table = pd.read_csv(tmp_path / "search.csv")
-    assert list(table["search"])[:2] == ["no pruning", "median pruner"]
-    assert len(table) == 7 and (table["trials"] == 4).all() and (table["train s"] > 0).all()
-    assert table.loc[0, "pruned"] == 0 and table["best val acc"].between(0, 1).all()
+    runs, means = table[table["seed"] != "mean"], table[table["seed"] == "mean"]
+    assert list(runs["search"]) == ways * 2 and list(means["search"]) == ways
+    assert (runs["trials"] == 4).all() and (runs["train s"] > 0).all()
+    assert runs["best val acc"].between(0, 1).all()
+    unpruned = runs[runs["search"] == "no pruning"]
+    assert (unpruned["pruned"] == 0).all() and (unpruned["train s vs no pruning"] == 1).all()
+    assert (unpruned["best vs no pruning (points)"] == 0).all()
+    assert set(runs["target met"]) <= {"yes", "no"}
+    first = runs[runs["search"] == ways[1]]["train s"]
+    assert means.iloc[1]["train s"] == pytest.approx(first.mean())
