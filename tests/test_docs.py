@@ -71,7 +71,7 @@ def shown_commands() -> list[Shown]:
     """Every command the README and docs/ show, with the page and line it is on."""
     shown = []
     for page in PAGES:
-        text = page.read_text()
+        text, name = page.read_text(), page.relative_to(ROOT)
         lines = text.splitlines()
         in_block = False
         for number, line in enumerate(lines, 1):
@@ -80,8 +80,8 @@ def shown_commands() -> list[Shown]:
             elif in_block and COMMAND.match(line := line.strip()):
                 after = lines[number].strip() if number < len(lines) else ""
                 error = after if line.startswith("$ ") and after.startswith("sweeplab:") else None
-                shown.append(Shown(f"{page.name}:{number}", line, error))
-        shown += [Shown(f"{page.name} (inline)", span) for span in _inline_commands(text)]
+                shown.append(Shown(f"{name}:{number}", line, error))
+        shown += [Shown(f"{name} (inline)", span) for span in _inline_commands(text)]
     return shown
 
 
