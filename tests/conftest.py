@@ -30,15 +30,17 @@ def _schemas() -> None:
     register_configs()
 
 
+def compose_config(*overrides: str, with_hydra: bool = False) -> DictConfig:
+    """Compose conf/config.yaml with overrides, exactly as run.py would; `with_hydra` keeps
+    the `hydra` node (checked against the launcher's and sweeper's schemas)."""
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        return compose("config", overrides=list(overrides), return_hydra_config=with_hydra)
+
+
 @pytest.fixture
 def make_cfg() -> Callable[..., DictConfig]:
-    """Compose conf/config.yaml with overrides, exactly as run.py would."""
-
-    def make(*overrides: str) -> DictConfig:
-        with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
-            return compose("config", overrides=list(overrides))
-
-    return make
+    """`compose_config` as a fixture, for tests that compose the run's config."""
+    return compose_config
 
 
 def metrics_without_timing(run_dir: Path) -> pd.DataFrame:

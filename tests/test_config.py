@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
@@ -13,7 +12,7 @@ from sweeplab.config import check_config, config_hash, runtime_keys
 from sweeplab.datasets import DATASETS
 from sweeplab.errors import SweeplabError
 from sweeplab.models import MODELS
-from tests.conftest import CONF
+from tests.conftest import CONF, compose_config
 
 GROUP_OPTIONS = [
     (group.name, option.stem)
@@ -101,8 +100,7 @@ def test_runtime_keys_are_declared_once_and_hydra_names_job_folders_without_them
     keys = runtime_keys()
     assert {"threads", "device", "progress", "figures", "dataset.root", "predict.n"} <= set(keys)
     assert "seed" not in keys and "regularization.noise_std" not in keys
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
-        cfg = compose("config", return_hydra_config=True)
+    cfg = compose_config(with_hydra=True)
     excluded = list(cfg.hydra.job.config.override_dirname.exclude_keys)
     assert excluded == ["experiment", "hparams_search", "logger", *keys]
     # the trackers' and a search trial's keys: how a run is watched, not what it computes
@@ -195,7 +193,6 @@ def test_config_hash_ignores_runtime_keys_but_not_results_keys(make_cfg) -> None
 
 
 def test_a_search_file_sets_its_own_sweep_folder_and_epochs(make_cfg) -> None:
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
-        cfg = compose("config", ["hparams_search=fashion_optuna"], return_hydra_config=True)
+    cfg = make_cfg("hparams_search=fashion_optuna", with_hydra=True)
     assert cfg.hydra.sweep.dir == "multirun/fashion_optuna" and cfg.epochs == 3
     assert cfg.hydra.sweeper._target_.endswith("optuna_sweeper.SearchSweeper")

@@ -26,20 +26,20 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig, open_dict
 from optuna.distributions import CategoricalDistribution
 
-from hydra_plugins.sweeplab._search import distribution
+from hydra_plugins.sweeplab._search import SearchError, distribution
 from sweeplab.config import Mode, check_config, register_configs
 from sweeplab.datasets import dataset_spec
 from sweeplab.errors import SweeplabError
 from sweeplab.inference import check_fits
 from sweeplab.models import MODELS, build_model
 from sweeplab.run_folder import Checkpoint
-from tests.conftest import CONF, QUICK, ROOT, completed_cli_run
+from tests.conftest import QUICK, ROOT, completed_cli_run, compose_config
 
 PAGES = [
     ROOT / "README.md",
@@ -151,8 +151,7 @@ def _jobs(overrides: list[str], search: bool) -> list[list[str]]:
 
 
 def _compose(job: list[str]) -> DictConfig:
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
-        cfg = compose("config", overrides=job, return_hydra_config=True)
+    cfg = compose_config(*job, with_hydra=True)
     with open_dict(cfg):  # composed and checked against the plugins' schemas; the job is the rest
         del cfg["hydra"]
     return cfg
@@ -231,3 +230,24 @@ def test_the_readme_links_only_to_pages_images_and_headings_that_exist() -> None
         assert (ROOT / target).is_file(), f"README links to {target}, which does not exist"
         if anchor:
             assert anchor in _anchors(ROOT / target), f"{target} has no heading #{anchor}"
+
+
+@pytest.mark.parametrize(
+    ("command", "failure"),
+    [
+        ("python run.py optimizer.lr=0", SweeplabError),  # the config check
+        ("python run.py model.widht=3", ConfigCompositionException),  # Hydra: no such key
+        ("python run.py -m model=lenet5_classic,mlp input_size=28", SweeplabError),  # a job's model
+        ("python run.py mode=eval ckpt=best.pt model=mlp", SweeplabError),  # the checkpoint's fit
+        ("python run.py -m hparams_search=fashion_optuna 'optimizer.lr=interval(0.1,0.01)'",
+         SearchError),  # the sweeper's own parse: an inverted interval
+        ("python analysis/report.py multirun/x --no-such-option", AssertionError),
+    ],
+)  # fmt: skip
+def test_the_check_fails_on_a_command_that_would_fail(
+    command: str, failure: type[Exception], checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(failure):
+        test_a_command_shown_in_the_docs_composes_or_parses(
+            Shown("here", command), checkpoint, "tiny_cnn", monkeypatch
+        )
