@@ -84,17 +84,27 @@ def test_search_benchmark_compares_each_search_with_the_unpruned_one_of_its_seed
     ways = ["no pruning", "successive halving pruner",
             "median pruner, 2 worker commands x 1 thread",
             "median pruner, 1 command, joblib 2 jobs x 1 thread"]  # fmt: skip
-    seeds = ["--seeds", "0", "1"]
+    seeds = ["--seeds", "0", "1", "--pruned-trials", "6"]
     result = run_benchmark("search.py", *seeds, "--only", *ways, "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
     table = pd.read_csv(tmp_path / "search.csv")
     runs, means = table[table["seed"] != "mean"], table[table["seed"] == "mean"]
     assert list(runs["search"]) == ways * 2 and list(means["search"]) == ways
-    assert (runs["trials"] == 4).all() and (runs["train s"] > 0).all()
-    assert runs["best val acc"].between(0, 1).all()
-    unpruned = runs[runs["search"] == "no pruning"]
-    assert (unpruned["pruned"] == 0).all() and (unpruned["train s vs no pruning"] == 1).all()
-    assert (unpruned["best vs no pruning (points)"] == 0).all()
-    assert set(runs["target met"]) <= {"yes", "no"}
+    unpruned, pruned = runs[runs["search"] == "no pruning"], runs[runs["search"] != "no pruning"]
+    assert (unpruned["trials"] == 4).all() and (pruned["trials"] == 6).all()
+    assert (runs["train s"] > 0).all() and runs["best val acc"].between(0, 1).all()
+    assert (unpruned["pruned"] == 0).all()
+    assert (unpruned["first 4: train s vs no pruning"] == 1).all()
+    assert (unpruned["first 4: best vs no pruning (points)"] == 0).all()
+    # a search's first 4 trials are part of it: no more seconds, no better best than all of it
+    base_s = unpruned.set_index("seed")["train s"]
+    first_s = pruned["first 4: train s vs no pruning"] * pruned["seed"].map(base_s)
+    assert (first_s <= pruned["train s"] + 1e-9).all()
+    base_best = pruned["seed"].map(unpruned.set_index("seed")["best val acc"])
+    first_best = base_best + pruned["first 4: best vs no pruning (points)"] / 100
+    assert (first_best <= pruned["best val acc"] + 1e-9).all()
+    # the target is the share of seconds until a best within 0.3 points of the unpruned one
+    share = runs["... vs no pruning's train s"]
+    assert (runs["target met"] == share.le(0.5).map({True: "yes", False: "no"})).all()
     first = runs[runs["search"] == ways[1]]["train s"]
     assert means.iloc[1]["train s"] == pytest.approx(first.mean())
