@@ -108,3 +108,9 @@ def test_search_benchmark_compares_each_search_with_the_unpruned_one_of_its_seed
     assert (runs["target met"] == share.le(0.5).map({True: "yes", False: "no"})).all()
     first = runs[runs["search"] == ways[1]]["train s"]
     assert means.iloc[1]["train s"] == pytest.approx(first.mean())
+
+
+def test_search_benchmark_refuses_fewer_pruned_trials_than_unpruned_before_any_search() -> None:
+    result = run_benchmark("search.py", "--pruned-trials", "2")
+    assert result.returncode == 2 and "search.csv" not in result.stdout
+    assert "--pruned-trials 2: at least the unpruned search's 4" in result.stderr
