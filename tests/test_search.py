@@ -65,6 +65,22 @@ def test_a_pruned_trial_keeps_its_folder_metrics_and_checkpoints_and_says_when(
     assert summary["test_accuracy"] is None  # a pruned run never looks at the test split
 
 
+def test_a_trial_is_never_pruned_after_its_last_epoch(tmp_path: Path) -> None:
+    # The grid with seed 1 runs lr 0.01 first; lr 1e-7, second, ends far below it at epoch 2,
+    # the first epoch this median pruner looks at, and also the last: stopping saves nothing.
+    late = "+hydra.sweeper.pruner_args={n_startup_trials:1,n_warmup_steps:2}"
+    result = run_sweep(tmp_path, *SEARCH, "hydra.sweeper.sampler.name=grid", late,
+                       "hydra.sweeper.sampler.seed=1", "optimizer.lr=choice(0.01,1e-7)",
+                       "epochs=2", "hydra.sweeper.n_trials=2")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    study = study_of(tmp_path)
+    assert [t.params["optimizer.lr"] for t in study.trials] == [0.01, 1e-7]
+    assert states(study) == {0: "COMPLETE", 1: "COMPLETE"}
+    assert study.trials[1].intermediate_values[2] < study.trials[0].intermediate_values[2]
+    (slow,) = [s for name, s in summaries(tmp_path).items() if "lr=1e-07" in name]
+    assert slow["status"] == "completed" and slow["test_accuracy"] is not None
+
+
 def test_the_search_report_counts_trials_and_lists_pruned_runs_out_of_the_statistics(
     grid_search: Path,
 ) -> None:

@@ -67,7 +67,9 @@ def make_pruner(name: str, args: dict[str, Any]) -> Any:
 
 
 class TrialReporter(RunHook):
-    """After each epoch: the val accuracy to the trial, and the pruner's verdict to the run."""
+    """After each epoch: the val accuracy to the trial, and the pruner's verdict to the run.
+    After the last epoch the pruner is not asked: stopping then saves nothing, and the trial
+    that trained every epoch is completed, with its test accuracy."""
 
     def __init__(self, settings: TrialConfig) -> None:
         import optuna
@@ -80,6 +82,7 @@ class TrialReporter(RunHook):
         self.trial = optuna.trial.Trial(study, frozen._trial_id)
         self.reported = set(frozen.intermediate_values)
         self.pruner = spec["name"]
+        self.epochs = 0  # the run's, from start()
 
     def _report(self, value: float, epoch: int) -> None:
         if epoch not in self.reported:  # a resumed trial reported its earlier epochs already
@@ -87,6 +90,7 @@ class TrialReporter(RunHook):
             self.reported.add(epoch)
 
     def start(self, run: RunConfig, run_dir: Path, history: list[dict[str, Any]]) -> None:
+        self.epochs = run.epochs
         for row in history:
             if row["split"] == "val":
                 self._report(float(row["accuracy"]), int(row["epoch"]))
@@ -94,7 +98,7 @@ class TrialReporter(RunHook):
     def epoch_end(self, end: EpochEnd) -> str | None:
         value = float(end.row("val")["accuracy"])
         self._report(value, end.epoch)
-        if self.trial.should_prune():
+        if end.epoch < self.epochs and self.trial.should_prune():
             return (
                 f"pruned by the {self.pruner} pruner after epoch {end.epoch} "
                 f"(val accuracy {value:.4f})"
