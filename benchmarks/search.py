@@ -90,9 +90,15 @@ def reached(runs: list[dict[str, Any]], target: float, started_at: datetime) -> 
     return math.nan, math.nan
 
 
+def best_completed(runs: list[dict[str, Any]]) -> float:
+    """The best val accuracy of the completed runs; NaN when every run was pruned or failed."""
+    bests = [r["best_val_accuracy"] for r in runs if r["status"] == "completed"]
+    return max(bests, default=math.nan)
+
+
 def measure(sweep: Path, wall: float, started_at: datetime) -> dict[str, Any]:
     runs = finished_runs(sweep)
-    best = max(r["best_val_accuracy"] for r in runs if r["status"] == "completed")
+    best = best_completed(runs)
     to_own = reached(runs, best - WITHIN, started_at)
     return {
         "trials": len(runs),
@@ -115,7 +121,7 @@ def against_no_pruning(row: dict[str, Any], base: dict[str, Any], trials: int) -
     row["... vs no pruning's train s"] = train_s / base["train s"]
     row["target met"] = "yes" if train_s <= 0.5 * base["train s"] else "no"  # NaN: never
     first = [run for run in row["_runs"] if run["trial"] < trials]  # the unpruned count
-    best = max(r["best_val_accuracy"] for r in first if r["status"] == "completed")
+    best = best_completed(first)
     first_s = sum(run.get("train_seconds") or 0.0 for run in first)
     row[f"first {trials}: train s vs no pruning"] = first_s / base["train s"]
     # Epochs are what a CPU busy with other work cannot change: the same models on the same data.
