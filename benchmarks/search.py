@@ -74,7 +74,7 @@ def finished_runs(sweep: Path) -> list[dict[str, Any]]:
     runs = []
     for path in sweep.glob("*/summary.json"):
         run = json.loads(path.read_text())
-        run["trial"] = OmegaConf.load(path.parent / ".hydra" / "hydra.yaml").hydra.job.num
+        run["trial"] = OmegaConf.load(path.parent / ".hydra" / "config.yaml").search.trial
         runs.append(run)
     return sorted((r for r in runs if r.get("finished_at")), key=lambda r: r["finished_at"])
 

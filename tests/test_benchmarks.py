@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -108,6 +110,23 @@ def test_search_benchmark_compares_each_search_with_the_unpruned_one_of_its_seed
     assert (runs["target met"] == share.le(0.5).map({True: "yes", False: "no"})).all()
     first = runs[runs["search"] == ways[1]]["train s"]
     assert means.iloc[1]["train s"] == pytest.approx(first.mean())
+
+
+def test_search_benchmark_gives_a_search_without_a_completed_trial_no_best_and_no_target(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import search  # benchmarks/search.py
+
+    base = {"best val acc": 0.9, "train s": 10.0, "epochs trained": 8}
+    pruned = {"status": "pruned", "trial": 0, "best_val_accuracy": 0.85, "train_seconds": 1.0,
+              "epochs_completed": 1, "finished_at": "2026-11-30T12:00:00+00:00"}  # fmt: skip
+    row = {"_runs": [pruned], "_started_at": datetime.fromisoformat("2026-11-30T11:59:00+00:00")}
+    search.against_no_pruning(row, base, trials=1)
+    assert math.isnan(search.best_completed([pruned]))
+    assert math.isnan(row["train s to within 0.3 of no pruning's best"])
+    assert row["target met"] == "no" and math.isnan(row["first 1: best vs no pruning (points)"])
+    assert row["first 1: epochs vs no pruning"] == 1 / 8
 
 
 def test_search_benchmark_refuses_fewer_pruned_trials_than_unpruned_before_any_search() -> None:
