@@ -25,6 +25,9 @@ SLURM = [
 ]  # fmt: skip
 
 
+LIVE_STATES = {"PENDING", "RUNNING", "COMPLETING", "REQUEUED", "RESIZING", "SUSPENDED"}
+
+
 @pytest.fixture(scope="module")
 def cluster() -> None:
     if os.geteuid() != 0 or not (shutil.which("apt-get") or shutil.which("slurmctld")):
@@ -70,6 +73,23 @@ def release_when_pending(job: str) -> None:
         assert time.monotonic() < deadline, f"job {job} was not requeued: {state.stdout!r}"
         time.sleep(0.2)
     subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True)
+
+
+def accounted_end_states(job: str, tasks: int, timeout: float) -> list[str]:
+    """`State|ExitCode` of each of `job`'s array tasks once SLURM's accounting has every one
+    ended. The queue empties before slurmdbd records the end, so a task that has left
+    `squeue` can still read RUNNING in `sacct` for a moment: wait on `sacct` itself."""
+    deadline = time.monotonic() + timeout
+    while True:
+        states = subprocess.run(
+            ["sacct", "-n", "-X", "-P", "-j", job, "-o", "State,ExitCode"],
+            capture_output=True, text=True,
+        ).stdout.split()  # fmt: skip
+        ended = [state for state in states if state.split("|")[0] not in LIVE_STATES]
+        if len(ended) == tasks == len(states):
+            return states
+        assert time.monotonic() < deadline, f"job {job} did not end in {timeout} s: {states}"
+        time.sleep(1)
 
 
 def summary(sweep_dir: Path, seed: int) -> dict:
@@ -136,16 +156,7 @@ def test_slurm_array_tasks_are_workers_of_one_search(cluster: None, tmp_path: Pa
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     job = submitted.stdout.strip().split(";")[0]
-    deadline = time.monotonic() + 600
-    while subprocess.run(
-        ["squeue", "-h", "-j", job], capture_output=True, text=True
-    ).stdout.strip():
-        assert time.monotonic() < deadline, "the workers did not finish in 10 minutes"
-        time.sleep(1)
-    states = subprocess.run(
-        ["sacct", "-n", "-X", "-P", "-j", job, "-o", "State,ExitCode"],
-        capture_output=True, text=True,
-    ).stdout.split()  # fmt: skip
+    states = accounted_end_states(job, tasks=2, timeout=600)
     assert states == ["COMPLETED|0:0", "COMPLETED|0:0"], states
     storage = open_storage(str(sweep_dir / "study.journal"))
     study = optuna.load_study(study_name="sweeplab", storage=storage)
