@@ -1,51 +1,98 @@
 #!/usr/bin/env bash
-# A one-node SLURM cluster on this machine (munge, MariaDB for accounting, slurmdbd,
-# slurmctld, slurmd), for tests/test_slurm.py. Needs root and apt; idempotent: daemons that
-# run already are left alone. Prints nothing on success; exits non-zero with the reason.
+# A one-node SLURM cluster of its own for tests/test_slurm.py: munge, MariaDB (accounting),
+# slurmdbd, slurmctld and slurmd, with their config, sockets, state, spool, logs and ports all
+# in one folder, so that a machine's own SLURM (/etc/slurm, /var/spool/slurm*, its MariaDB) is
+# neither read nor changed. Talk to it with SLURM_CONF=<folder>/slurm.conf. Authentication is
+# munge's standard socket: the machine's munged where one runs, else one started with a key of
+# the folder's.
+#
+#   scripts/start_slurm_cluster.sh [FOLDER]   # default: ${TMPDIR:-/tmp}/sweeplab-slurm
+#   scripts/stop_slurm_cluster.sh [FOLDER]
+#
+# Needs root and apt (Debian's slurm-wlm). A cluster of FOLDER that is up already is left
+# alone. Exits 0 only once the node is idle in sinfo; otherwise non-zero, the reason on stderr.
 set -euo pipefail
+DIR=$(realpath -m "${1:-${TMPDIR:-/tmp}/sweeplab-slurm}")
 HOST=$(hostname)
 CLUSTER=sweeplab
+export SLURM_CONF=$DIR/slurm.conf
 
-if ! command -v slurmctld >/dev/null || ! command -v mysqld_safe >/dev/null; then
-  apt-get update -qq
+fail() { echo "$*" >&2; exit 1; }
+alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+node_idle() { sinfo -h -o %T 2>/dev/null | grep -qE "^(idle|mixed|allocated)"; }
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+[ "$(id -u)" = 0 ] || fail "the test cluster needs root (it starts munged, MariaDB and SLURM's daemons)"
+if ! command -v slurmctld >/dev/null || ! command -v mariadb-install-db >/dev/null; then
+  command -v apt-get >/dev/null || fail "SLURM is not installed and there is no apt-get to install it"
+  apt-get update -qq || fail "apt-get update failed"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-    slurmd slurmctld slurm-client slurmdbd munge mariadb-server >/dev/null
+    slurmd slurmctld slurm-client slurmdbd munge mariadb-server >/dev/null \
+    || fail "apt-get could not install slurm-wlm, munge and mariadb-server"
+fi
+if [ -f "$SLURM_CONF" ] && node_idle; then
+  exit 0  # this folder's cluster is up
 fi
 
-# munge: a 1024-byte key owned by munge, mode 400; munged runs as munge
-if [ ! -s /etc/munge/munge.key ]; then
-  dd if=/dev/urandom of=/etc/munge/munge.key bs=1024 count=1 status=none
+mkdir -p "$DIR"/{state,spool,log,run,mysql,munge}
+# Ports are chosen once per folder and kept, so that a restart finds its own daemons' config.
+if [ ! -s "$DIR/ports" ]; then
+  echo "$(free_port) $(free_port) $(free_port) $(free_port)" > "$DIR/ports"
 fi
-chown munge:munge /etc/munge/munge.key && chmod 400 /etc/munge/munge.key
-mkdir -p /run/munge && chown munge:munge /run/munge
-pgrep -x munged >/dev/null || runuser -u munge -- /usr/sbin/munged
+read -r CTLD_PORT SLURMD_PORT DBD_PORT DB_PORT < "$DIR/ports"
 
-# MariaDB with the accounting database and its user
-if ! mysqladmin ping >/dev/null 2>&1; then
-  (mysqld_safe >/dev/null 2>&1 &)
-  for _ in $(seq 120); do mysqladmin ping >/dev/null 2>&1 && break; sleep 0.5; done
+# munge: SLURM's clients (sacctmgr among them) reach munged only on its standard socket, so
+# the cluster uses the munged that answers there, or starts one there with a key of its own.
+if ! munge -n </dev/null >/dev/null 2>&1; then
+  chown munge:munge "$DIR/munge" && chmod 700 "$DIR/munge"
+  if [ ! -s "$DIR/munge/munge.key" ]; then
+    dd if=/dev/urandom of="$DIR/munge/munge.key" bs=1024 count=1 status=none
+  fi
+  chown munge:munge "$DIR/munge/munge.key" && chmod 400 "$DIR/munge/munge.key"
+  mkdir -p /run/munge && chown munge:munge /run/munge
+  runuser -u munge -- munged --key-file="$DIR/munge/munge.key" \
+    --pid-file="$DIR/munge/munged.pid" --seed-file="$DIR/munge/munge.seed" \
+    --log-file="$DIR/munge/munged.log" || fail "munged did not start: $(tail -1 "$DIR/munge/munged.log")"
 fi
-mysql -e "CREATE DATABASE IF NOT EXISTS slurm_acct_db;
-  CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY 'slurm';
-  GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost'; FLUSH PRIVILEGES;"
 
-mkdir -p /etc/slurm /var/spool/slurmctld /var/spool/slurmd /var/log/slurm
-cat > /etc/slurm/slurmdbd.conf <<EOF
+# MariaDB: its own data folder, socket and port, for slurmdbd's accounting database
+MYSQL=(mariadb --no-defaults --socket="$DIR/run/mysql.sock" -uroot)
+if [ ! -d "$DIR/mysql/mysql" ]; then
+  mariadb-install-db --no-defaults --datadir="$DIR/mysql" --user=root \
+    --auth-root-authentication-method=normal --skip-test-db >"$DIR/log/mysql-install.log" 2>&1 \
+    || fail "mariadb-install-db failed: $(tail -1 "$DIR/log/mysql-install.log")"
+fi
+if ! alive "$DIR/run/mysql.pid"; then
+  setsid mariadbd --no-defaults --datadir="$DIR/mysql" --socket="$DIR/run/mysql.sock" \
+    --port="$DB_PORT" --bind-address=127.0.0.1 --pid-file="$DIR/run/mysql.pid" --user=root \
+    --log-error="$DIR/log/mysql.log" </dev/null >/dev/null 2>&1 &
+  for _ in $(seq 120); do "${MYSQL[@]}" -e "SELECT 1" >/dev/null 2>&1 && break; sleep 0.5; done
+fi
+"${MYSQL[@]}" -e "CREATE DATABASE IF NOT EXISTS slurm_acct_db;
+  CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY 'slurm';
+  GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1'; FLUSH PRIVILEGES;" \
+  || fail "MariaDB did not start: $(tail -2 "$DIR/log/mysql.log" 2>/dev/null)"
+
+cat > "$DIR/slurmdbd.conf" <<EOF
 AuthType=auth/munge
 DbdHost=localhost
+DbdPort=$DBD_PORT
 SlurmUser=root
 StorageType=accounting_storage/mysql
-StorageHost=localhost
+StorageHost=127.0.0.1
+StoragePort=$DB_PORT
 StorageUser=slurm
 StoragePass=slurm
 StorageLoc=slurm_acct_db
-PidFile=/run/slurmdbd.pid
-LogFile=/var/log/slurm/slurmdbd.log
+PidFile=$DIR/run/slurmdbd.pid
+LogFile=$DIR/log/slurmdbd.log
 EOF
-chmod 600 /etc/slurm/slurmdbd.conf
-cat > /etc/slurm/slurm.conf <<EOF
+chmod 600 "$DIR/slurmdbd.conf"
+cat > "$SLURM_CONF" <<EOF
 ClusterName=$CLUSTER
 SlurmctldHost=$HOST
+SlurmctldPort=$CTLD_PORT
+SlurmdPort=$SLURMD_PORT
 SlurmUser=root
 AuthType=auth/munge
 ProctrackType=proctrack/linuxproc
@@ -54,27 +101,31 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 ReturnToService=2
 AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=localhost
+AccountingStoragePort=$DBD_PORT
 JobAcctGatherType=jobacct_gather/linux
-StateSaveLocation=/var/spool/slurmctld
-SlurmdSpoolDir=/var/spool/slurmd
-SlurmctldPidFile=/run/slurmctld.pid
-SlurmdPidFile=/run/slurmd.pid
-SlurmctldLogFile=/var/log/slurm/slurmctld.log
-SlurmdLogFile=/var/log/slurm/slurmd.log
+StateSaveLocation=$DIR/state
+SlurmdSpoolDir=$DIR/spool
+SlurmctldPidFile=$DIR/run/slurmctld.pid
+SlurmdPidFile=$DIR/run/slurmd.pid
+SlurmctldLogFile=$DIR/log/slurmctld.log
+SlurmdLogFile=$DIR/log/slurmd.log
 KillWait=10
 MinJobAge=600
-NodeName=$HOST CPUs=2 RealMemory=20000 State=UNKNOWN
+NodeName=$HOST CPUs=$(nproc) RealMemory=$(( $(free -m | awk '/^Mem:/ {print $2}') * 8 / 10 )) State=UNKNOWN
 PartitionName=cpu Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
 EOF
 
-pgrep -x slurmdbd >/dev/null || slurmdbd
+alive "$DIR/run/slurmdbd.pid" || slurmdbd || fail "slurmdbd did not start: $(tail -2 "$DIR/log/slurmdbd.log")"
 for _ in $(seq 60); do sacctmgr -n list cluster >/dev/null 2>&1 && break; sleep 0.5; done
-sacctmgr -n list cluster format=cluster | grep -qw "$CLUSTER" || sacctmgr -i add cluster "$CLUSTER" >/dev/null
-pgrep -x slurmctld >/dev/null || slurmctld
-pgrep -x slurmd >/dev/null || slurmd
+sacctmgr -n list cluster format=cluster 2>/dev/null | grep -qw "$CLUSTER" \
+  || sacctmgr -i add cluster "$CLUSTER" >/dev/null \
+  || fail "slurmdbd does not answer: $(tail -2 "$DIR/log/slurmdbd.log")"
+alive "$DIR/run/slurmctld.pid" || slurmctld || fail "slurmctld did not start: $(tail -2 "$DIR/log/slurmctld.log")"
+alive "$DIR/run/slurmd.pid" || slurmd || fail "slurmd did not start: $(tail -2 "$DIR/log/slurmd.log")"
 for _ in $(seq 60); do
-  sinfo -h -o %T 2>/dev/null | grep -qE "^(idle|mixed|allocated)" && exit 0
+  node_idle && exit 0
   sleep 1
 done
-echo "the SLURM node did not come up: $(sinfo 2>&1 | tail -1)" >&2
-exit 1
+fail "the SLURM node is not idle after 60 s: sinfo says '$(sinfo -h -o '%T %E' 2>&1 | tail -1)'; \
+slurmctld's log ends: $(tail -1 "$DIR/log/slurmctld.log" 2>/dev/null)"

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +19,8 @@ import pytest
 
 from tests.conftest import ROOT
 
+# One cluster for the module, so its tests run on one xdist worker.
+pytestmark = [pytest.mark.service, pytest.mark.slow, pytest.mark.xdist_group("slurm")]
 SLURM = [
     "hydra/launcher=slurm", "hydra.launcher.partition=cpu", "hydra.launcher.cpus_per_task=1",
     "hydra.launcher.mem_gb=2", "dataset.subset=20000", "batch_size=64", "epochs=8",
@@ -29,15 +32,26 @@ LIVE_STATES = {"PENDING", "RUNNING", "COMPLETING", "REQUEUED", "RESIZING", "SUSP
 
 
 @pytest.fixture(scope="module")
-def cluster() -> None:
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The test cluster in a folder of its own (config, state, spool, ports, accounting
+    database): a SLURM the machine runs already is neither used nor changed. Every command of
+    the module (sbatch, squeue, submitit's) reaches it through SLURM_CONF."""
     if os.geteuid() != 0 or not (shutil.which("apt-get") or shutil.which("slurmctld")):
         pytest.skip("a SLURM cluster needs root and apt here (scripts/start_slurm_cluster.sh)")
+    folder = tmp_path_factory.mktemp("slurm")
     started = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "start_slurm_cluster.sh")],
+        ["bash", str(ROOT / "scripts" / "start_slurm_cluster.sh"), str(folder)],
         capture_output=True, text=True, timeout=1200,
     )  # fmt: skip
-    if started.returncode != 0:
-        pytest.skip(f"no SLURM cluster here: {started.stderr.strip()[-300:]}")
+    try:
+        if started.returncode != 0:
+            reason = started.stderr.strip()[-300:] or f"exit status {started.returncode}"
+            pytest.skip(f"no SLURM cluster here: {reason}")
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("SLURM_CONF", str(folder / "slurm.conf"))
+            yield
+    finally:
+        subprocess.run(["bash", str(ROOT / "scripts" / "stop_slurm_cluster.sh"), str(folder)])
 
 
 def sweep(sweep_dir: Path, *args: str) -> subprocess.Popen[str]:
