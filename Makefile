@@ -7,16 +7,27 @@ EXTRAS := $(VENV)/.extras
 # MkDocs prints a banner about its next major version on every build; the build is what counts.
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: run test lint format docs data clean
+.PHONY: run check test lint format docs data clean
+
+# Two tiers of tests (docs/development.md), both on every core (pytest-xdist; a module's
+# shared cluster keeps its tests on one worker by its xdist_group). `make check` leaves out
+# what pyproject.toml marks slow, service or benchmark; `make test` runs everything.
+PYTEST := $(PY) -m pytest -n auto --dist loadgroup
+FAST_TIER := not slow and not service and not benchmark
 
 run: $(STAMP) data ## train the default model (pass overrides as ARGS="epochs=3 ...")
 	$(PY) run.py $(ARGS)
 
-test: $(STAMP) $(EXTRAS) data ## lint, format check, the manual's strict build, then the test suite
+check: $(STAMP) $(EXTRAS) data ## lint, format check and the fast tier: while you work
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PYTEST) -m "$(FAST_TIER)" --durations=10 $(PYTEST_ARGS)
+
+test: $(STAMP) $(EXTRAS) data ## lint, format check, the manual's strict build, then every test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mkdocs build --strict
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PYTEST) --durations=15 $(PYTEST_ARGS)
 
 docs: $(EXTRAS) ## build the manual (docs/, mkdocs.yml) into site/; open site/index.html
 	$(VENV)/bin/mkdocs build --strict

@@ -11,6 +11,7 @@ import yaml
 from analysis.collect import load_runs
 from tests.conftest import CONF, run_sweep
 
+pytestmark = pytest.mark.slow  # each experiment is a real multirun
 EXPERIMENTS = sorted(path.stem for path in (CONF / "experiment").glob("*.yaml"))
 
 

@@ -70,6 +70,7 @@ def straight_cli_run(tmp_path_factory) -> Path:
     return completed_cli_run(tmp_path_factory.mktemp("straight"), *CLI_ARGS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "stop",
     [signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1],
@@ -125,6 +126,7 @@ def straight_sweep(tmp_path_factory) -> Path:
     return sweep
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("checkpoints_before_kill", [1, 4])
 def test_kill_9_during_a_sweep_then_the_same_command_equals_an_uninterrupted_sweep(
     tmp_path: Path, straight_sweep: Path, checkpoints_before_kill: int
@@ -153,6 +155,7 @@ def test_kill_9_during_a_sweep_then_the_same_command_equals_an_uninterrupted_swe
         pd.testing.assert_frame_equal(ours[job], metrics)  # no epoch missing or duplicated
 
 
+@pytest.mark.slow
 def test_the_same_sweep_started_twice_shares_the_work_and_both_exit_0(
     tmp_path: Path, straight_sweep: Path
 ) -> None:
@@ -242,6 +245,7 @@ def test_a_real_full_tmpfs_during_a_checkpoint_write_keeps_the_previous_last_pt(
         subprocess.run(["umount", "--lazy", str(disk)], check=True)
 
 
+@pytest.mark.slow
 def test_a_missing_dataset_root_is_never_created(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     root = tmp_path / "mistyped"
@@ -265,6 +269,7 @@ def test_a_checkpoint_that_is_not_one_is_one_line(tmp_path: Path, make_ckpt, exp
     assert expected in result.stderr
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_another_dataset_is_refused_naming_it(tmp_path: Path) -> None:
     trained = completed_cli_run(tmp_path / "fashion", *QUICK, "figures=false")
     ckpt = trained / "checkpoints" / "best.pt"
@@ -273,6 +278,7 @@ def test_a_checkpoint_of_another_dataset_is_refused_naming_it(tmp_path: Path) ->
     assert "dataset.name=fashion" in result.stderr and "add dataset.name=fashion" in result.stderr
 
 
+@pytest.mark.slow
 def test_download_without_a_network_is_one_line(tmp_path: Path) -> None:
     root = tmp_path / "data"
     result = run_cli(

@@ -139,6 +139,7 @@ def three_key_sweep(tmp_path_factory) -> Path:
     return sweep
 
 
+@pytest.mark.slow
 def test_a_three_key_sweep_gets_one_table_per_value_of_the_third_key(three_key_sweep: Path) -> None:
     text = (three_key_sweep / "report" / "report.md").read_text()
     assert "swept keys: optimizer.lr, regularization.weight_decay, regularization.noise_std" in text
@@ -152,6 +153,7 @@ def test_a_three_key_sweep_gets_one_table_per_value_of_the_third_key(three_key_s
     assert f"{pooled} (n counts runs)" in text
 
 
+@pytest.mark.slow
 def test_each_configuration_is_compared_with_the_baseline_configuration_on_the_seeds(
     three_key_sweep: Path, tmp_path: Path
 ) -> None:
@@ -241,6 +243,7 @@ def test_an_epoch_window_some_runs_do_not_cover_says_so(sweep_copy: Path, tmp_pa
     assert "7 completed run(s) do not reach epoch 2, so the window 1:2 leaves them out" in text
 
 
+@pytest.mark.slow
 def test_an_optuna_search_reports_every_key_it_searched(tmp_path: Path) -> None:
     result = run_sweep(
         tmp_path, "epochs=1", "hparams_search=fashion_optuna", "hydra.sweeper.n_trials=3"
@@ -285,6 +288,8 @@ def _chromium() -> str:
     pytest.skip("no headless Chromium: apt-get install chromium (needs root and apt)")
 
 
+@pytest.mark.service
+@pytest.mark.slow
 def test_report_html_is_one_self_contained_page_chromium_renders(
     joblib_sweep: Path, tmp_path: Path
 ) -> None:

@@ -50,6 +50,7 @@ def grid_search(tmp_path_factory) -> Path:
     return sweep
 
 
+@pytest.mark.slow
 def test_a_pruned_trial_keeps_its_folder_metrics_and_checkpoints_and_says_when(
     grid_search: Path,
 ) -> None:
@@ -65,6 +66,7 @@ def test_a_pruned_trial_keeps_its_folder_metrics_and_checkpoints_and_says_when(
     assert summary["test_accuracy"] is None  # a pruned run never looks at the test split
 
 
+@pytest.mark.slow
 def test_a_trial_is_never_pruned_after_its_last_epoch(tmp_path: Path) -> None:
     # The grid with seed 1 runs lr 0.01 first; lr 1e-7, second, ends far below it at epoch 2,
     # the first epoch this median pruner looks at, and also the last: stopping saves nothing.
@@ -81,6 +83,7 @@ def test_a_trial_is_never_pruned_after_its_last_epoch(tmp_path: Path) -> None:
     assert slow["status"] == "completed" and slow["test_accuracy"] is not None
 
 
+@pytest.mark.slow
 def test_the_search_report_counts_trials_and_lists_pruned_runs_out_of_the_statistics(
     grid_search: Path,
 ) -> None:
@@ -97,6 +100,7 @@ def test_the_search_report_counts_trials_and_lists_pruned_runs_out_of_the_statis
     assert best == study_of(grid_search).best_trial.number == 0  # Optuna's own reader agrees
 
 
+@pytest.mark.slow
 def test_the_same_command_again_runs_nothing_and_more_trials_run_only_new_ones(
     grid_search: Path, tmp_path: Path
 ) -> None:
@@ -119,6 +123,7 @@ TPE = [*SEARCH, "optimizer.lr=tag(log,interval(0.001,0.03))",
        "regularization.noise_std=interval(0,0.3)", "hydra.sweeper.pruner=none"]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_kill_9_mid_search_then_the_same_command_finishes_exactly_n_trials(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     args = [*TPE, "dataset.subset=8192", "batch_size=64", "epochs=3", "hydra.sweeper.n_trials=3"]
@@ -145,6 +150,7 @@ def test_kill_9_mid_search_then_the_same_command_finishes_exactly_n_trials(tmp_p
     assert sorted(numbers) == [0, 1, 2]  # job numbers are the trials' numbers
 
 
+@pytest.mark.slow
 def test_two_commands_on_one_sweep_folder_are_two_workers_of_one_study(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     # seeded: each worker must still draw its own trials, not the other's
@@ -168,6 +174,7 @@ def test_two_commands_on_one_sweep_folder_are_two_workers_of_one_study(tmp_path:
     assert sorted(int(n) for numbers in launched for n in numbers) == list(range(6))
 
 
+@pytest.mark.slow
 def test_confirmation_runs_the_best_configurations_on_new_seeds_and_compares_them(
     tmp_path: Path,
 ) -> None:
@@ -217,6 +224,7 @@ def test_bad_search_input_is_one_line_before_any_trial(
     assert not list(tmp_path.glob("*/summary.json"))
 
 
+@pytest.mark.slow
 def test_another_search_on_a_stored_study_stops_with_one_line(grid_search: Path, tmp_path) -> None:
     import shutil
 
@@ -230,6 +238,7 @@ def test_another_search_on_a_stored_study_stops_with_one_line(grid_search: Path,
     assert "was made by another search: its space differs from this command's" in line
 
 
+@pytest.mark.slow
 def test_a_pruner_with_one_epoch_says_so_and_searches_without_pruning(tmp_path: Path) -> None:
     result = run_sweep(tmp_path, *TPE[:-1], "epochs=1", "hydra.sweeper.n_trials=2")
     assert result.returncode == 0, result.stderr[-3000:]
