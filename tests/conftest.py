@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import gzip
+import os
 import pickle
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -75,13 +78,42 @@ QUICK_SWEEP = ["dataset.subset=512", "batch_size=64", "progress=false", "figures
 GRID = ["regularization.weight_decay=0,0.01", "regularization.noise_std=0,0.3", "seed=0,1"]
 
 
+def made_once(
+    tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], None]
+) -> Path:
+    """The folder `name`, made by `make(folder)` once per test session however many pytest-xdist
+    workers ask for it: the first makes it under a lock, the others wait and reuse it. Tests
+    read it; a test that changes files copies it first."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the session's folder, above each worker's own
+    folder, made = root / f"once-{name}", root / f"once-{name}.made"
+    with (root / f"once-{name}.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not made.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            make(folder)
+            made.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
-def joblib_sweep(tmp_path_factory) -> Path:
+def joblib_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real 2 x 2 x 2-seed multirun under Hydra's joblib launcher, 1 epoch per job."""
-    sweep_dir = tmp_path_factory.mktemp("joblib") / "sweep"
-    result = run_sweep(sweep_dir, "epochs=1", "hydra/launcher=joblib", *GRID)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return sweep_dir
+
+    def sweep(folder: Path) -> None:
+        result = run_sweep(folder, "epochs=1", "hydra/launcher=joblib", *GRID)
+        assert result.returncode == 0, result.stderr[-3000:]
+
+    return made_once(tmp_path_factory, "joblib-sweep", sweep)
+
+
+@pytest.fixture(scope="session")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One real 1-epoch run of the defaults on 1024 FashionMNIST images, through run.py."""
+    return made_once(
+        tmp_path_factory, "quick-run", lambda folder: completed_cli_run(folder, *QUICK)
+    )
 
 
 # --- small files in the real on-disk formats of the datasets that cannot be downloaded here ---

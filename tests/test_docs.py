@@ -39,7 +39,7 @@ from sweeplab.errors import SweeplabError
 from sweeplab.inference import check_fits
 from sweeplab.models import MODELS, build_model
 from sweeplab.run_folder import Checkpoint
-from tests.conftest import QUICK, ROOT, completed_cli_run, compose_config
+from tests.conftest import ROOT, compose_config
 
 PAGES = [
     ROOT / "README.md",
@@ -107,11 +107,10 @@ def _script(command: str) -> str:
     return command.removeprefix("$ ").split()[1]
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
+@pytest.fixture
+def checkpoint(quick_run: Path) -> Path:
     """A real checkpoint of the default config, for the eval and predict commands."""
-    run = completed_cli_run(tmp_path_factory.mktemp("ckpt") / "run", *QUICK, "figures=false")
-    return run / "checkpoints" / "best.pt"
+    return quick_run / "checkpoints" / "best.pt"
 
 
 @pytest.fixture(scope="module")

@@ -25,10 +25,10 @@ from tests.conftest import (
 )
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Path:
+@pytest.fixture
+def trained(quick_run: Path) -> Path:
     """One real 1-epoch run of the defaults on 1024 FashionMNIST images, through run.py."""
-    return completed_cli_run(tmp_path_factory.mktemp("run"), *QUICK)
+    return quick_run
 
 
 def test_run_writes_hydra_config_and_overrides(trained: Path) -> None:
@@ -117,6 +117,7 @@ def test_eval_mode_reproduces_the_test_accuracy(trained: Path, tmp_path: Path) -
     assert "accuracy" in result.stdout and "Sneaker" in result.stdout
 
 
+@pytest.mark.slow
 def test_eval_scores_a_checkpoint_as_its_run_did_with_or_without_tta(tmp_path: Path) -> None:
     # Trained without flips or TTA; eval composes the default (tta=true) and must not use it.
     run_dir = completed_cli_run(tmp_path / "run", *QUICK, "tta=false", "regularization.hflip=false")
@@ -346,6 +347,7 @@ def test_a_one_cycle_schedule_of_a_few_steps_trains(make_cfg, tmp_path: Path, st
     assert summary.status == "completed"
 
 
+@pytest.mark.slow
 def test_compile_and_amp_runs_complete_and_report_compile_time(make_cfg, tmp_path: Path) -> None:
     cfg = make_cfg(*QUICK, "compile=true", "amp=true", "dataset.subset=256", "figures=false")
     summary = train_and_evaluate(cfg, tmp_path)
