@@ -70,9 +70,7 @@ class MLflowServer:
             self.process.wait(timeout=30)
 
 
-@pytest.fixture
-def mlflow_server(tmp_path: Path) -> Iterator[MLflowServer]:
-    folder = tmp_path / "mlflow"
+def _started_server(folder: Path) -> Iterator[MLflowServer]:
     folder.mkdir()
     server = MLflowServer(folder)
     server.start()
@@ -80,15 +78,31 @@ def mlflow_server(tmp_path: Path) -> Iterator[MLflowServer]:
     server.stop()
 
 
-def runs_of(client: MlflowClient) -> list:
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MLflowServer]:
+    """One server for the module's tests (each reads back only its own runs)."""
+    yield from _started_server(tmp_path_factory.mktemp("mlflow"))
+
+
+@pytest.fixture
+def own_mlflow_server(tmp_path: Path) -> Iterator[MLflowServer]:
+    """A server of the test's own, for a test that stops and starts it."""
+    yield from _started_server(tmp_path / "mlflow")
+
+
+def runs_of(client: MlflowClient, under: Path) -> list:
+    """The runs of every experiment that mirror a folder at or below `under` (the test's own)."""
     experiments = [e.experiment_id for e in client.search_experiments()]
-    return client.search_runs(experiments, max_results=1000)
+    runs = client.search_runs(experiments, max_results=1000)
+    return [r for r in runs if Path(r.data.tags.get("sweeplab.folder", "")).is_relative_to(under)]
 
 
 def steps(client: MlflowClient, run_id: str, key: str) -> list[int]:
     return sorted(metric.step for metric in client.get_metric_history(run_id, key))
 
 
+@pytest.mark.service
+@pytest.mark.slow
 def test_a_sweep_logs_one_parent_run_and_a_nested_run_per_job(
     mlflow_server: MLflowServer, tmp_path: Path
 ) -> None:
@@ -97,7 +111,7 @@ def test_a_sweep_logs_one_parent_run_and_a_nested_run_per_job(
     result = run_sweep(sweep, *SWEEP, *logger)
     assert result.returncode == 0, result.stderr[-3000:]
     client = MlflowClient(mlflow_server.uri)
-    runs = runs_of(client)
+    runs = runs_of(client, sweep)
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert len(parents) == 1 and len(children) == 4
@@ -122,13 +136,16 @@ def test_a_sweep_logs_one_parent_run_and_a_nested_run_per_job(
         }
     again = run_sweep(sweep, *SWEEP, *logger)  # every run completed: skipped, nothing logged
     assert again.returncode == 0, again.stderr[-3000:]
-    assert len(runs_of(client)) == 5
+    assert len(runs_of(client, sweep)) == 5
     assert all(steps(client, r.info.run_id, "val_accuracy") == [1, 2] for r in children)
 
 
+@pytest.mark.service
+@pytest.mark.slow
 def test_a_server_that_stops_mid_sweep_costs_no_result_and_export_fills_it_once(
-    mlflow_server: MLflowServer, tmp_path: Path
+    own_mlflow_server: MLflowServer, tmp_path: Path
 ) -> None:
+    mlflow_server = own_mlflow_server
     sweep = tmp_path / "sweep"
     logger = ["logger=mlflow", f"logger.mlflow.tracking_uri={mlflow_server.uri}"]
     process = subprocess.Popen(
@@ -165,7 +182,7 @@ def test_a_server_that_stops_mid_sweep_costs_no_result_and_export_fills_it_once(
             r.info.run_id: (r.info.status, tuple(steps(client, r.info.run_id, "val_accuracy")),
                             tuple(steps(client, r.info.run_id, "train_loss")),
                             len(client.list_artifacts(r.info.run_id)))
-            for r in runs_of(client)
+            for r in runs_of(client, sweep)
         }  # fmt: skip
 
     after_export = state()
@@ -177,6 +194,8 @@ def test_a_server_that_stops_mid_sweep_costs_no_result_and_export_fills_it_once(
     assert state() == after_export  # nothing created twice
 
 
+@pytest.mark.service
+@pytest.mark.slow
 def test_a_run_killed_and_resumed_is_one_mlflow_run_and_one_tensorboard_log(
     mlflow_server: MLflowServer, tmp_path: Path
 ) -> None:
@@ -198,7 +217,7 @@ def test_a_run_killed_and_resumed_is_one_mlflow_run_and_one_tensorboard_log(
     assert "resuming" in again.stdout + again.stderr
 
     client = MlflowClient(mlflow_server.uri)
-    (run,) = runs_of(client)  # one MLflow run, continued
+    (run,) = runs_of(client, run_dir)  # one MLflow run, continued
     assert run.info.status == "FINISHED"
     assert steps(client, run.info.run_id, "val_accuracy") == [1, 2, 3, 4]
     assert steps(client, run.info.run_id, "train_accuracy") == [1, 2, 3, 4]
@@ -217,6 +236,7 @@ def hparams_keys(run_dir: Path) -> set[str]:
     return set(HParamsPluginData.FromString(content).session_start_info.hparams)
 
 
+@pytest.mark.slow
 def test_a_sweeps_tensorboard_runs_share_their_hparams_keys_and_export_adds_nothing(
     tmp_path: Path,
 ) -> None:
@@ -236,6 +256,7 @@ def test_a_sweeps_tensorboard_runs_share_their_hparams_keys_and_export_adds_noth
     assert sorted(p.name for p in sweep.glob("*/events.out.tfevents.*")) == events_before
 
 
+@pytest.mark.slow
 def test_export_writes_tensorboard_logs_for_a_sweep_made_without_a_logger(
     joblib_sweep: Path, tmp_path: Path
 ) -> None:
