@@ -66,7 +66,7 @@ def measure(name: str, batch: int, threads: int, compiled: bool, steps: int) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--models", nargs="+", default=sorted(MODELS), help="models or presets of conf/model/"
+        "--models", nargs="+", help="models or presets of conf/model/ (default: every model)"
     )
     parser.add_argument("--batches", nargs="+", type=int, default=[64, 256, 1024])
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
@@ -74,12 +74,15 @@ def main() -> None:
         "--compile-batches", nargs="*", type=int, default=[256], help="batches also compiled"
     )
     parser.add_argument("--steps", type=int, default=20, help="timed batches per measurement")
-    parser.add_argument("--quick", action="store_true", help="two small models, 3 steps")
+    parser.add_argument(
+        "--quick", action="store_true", help="two small models (or --models), 3 steps"
+    )
     parser.add_argument("--out", type=Path, help="CSV folder (default: benchmarks/results)")
     args = parser.parse_args()
     if args.quick:
-        args.models, args.batches, args.threads = ["lenet5", "mlp"], [64], [1]
+        args.models, args.batches, args.threads = args.models or ["lenet5", "mlp"], [64], [1]
         args.compile_batches, args.steps = [64], 3
+    args.models = args.models or sorted(MODELS)
     print(machine())
     rows = []
     for name in args.models:

@@ -25,6 +25,7 @@ def run_benchmark(script: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.benchmark
 def test_time_to_accuracy_runs_every_seed_and_compares_both_pipelines(tmp_path: Path) -> None:
     result = run_benchmark("time_to_accuracy.py", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
@@ -43,25 +44,34 @@ def test_time_to_accuracy_runs_every_seed_and_compares_both_pipelines(tmp_path: 
     ].sum()
 
 
+@pytest.mark.benchmark
 def test_throughput_measures_train_and_eval_with_and_without_compile(tmp_path: Path) -> None:
-    result = run_benchmark("throughput.py", "--out", str(tmp_path))
+    # One model: compiling is most of the cost, and every model goes through the same code.
+    result = run_benchmark("throughput.py", "--models", "mlp", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
     table = pd.read_csv(tmp_path / "throughput.csv")
-    assert set(table["model"]) == {"lenet5", "mlp"} and set(table["compile"]) == {True, False}
+    assert set(table["model"]) == {"mlp"} and set(table["compile"]) == {True, False}
     assert (table["train img/s"] > 0).all() and (table["eval img/s"] > 0).all()
     assert (table.loc[table["compile"], "compile s"] > 0).all()
 
 
+@pytest.mark.benchmark
 def test_profile_step_lists_the_operators_that_take_a_steps_time(tmp_path: Path) -> None:
-    result = run_benchmark("profile_step.py", "--model", "lenet5_classic", "--out", str(tmp_path))
+    # Every operator listed (--top 1000), so no check depends on how the machine's load ranks
+    # them: a busy machine reorders the operators, never drops one.
+    result = run_benchmark(
+        "profile_step.py", "--model", "lenet5_classic", "--top", "1000", "--out", str(tmp_path)
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     table = pd.read_csv(tmp_path / "profile_step.csv")
     assert table["ms per step"].is_monotonic_decreasing and (table["% of step"] <= 100).all()
+    assert table["% of step"].sum() == pytest.approx(100, abs=0.1 * len(table))  # rounded shares
     # the classic LeNet-5's first convolution, at its native 32x32 input and the quick batch
     assert (table["input shapes"].str.startswith("32x1x32x32")).any()
     assert "Training step of lenet5_classic, batch 32" in result.stdout
 
 
+@pytest.mark.benchmark
 def test_sweep_benchmark_times_both_launchers(tmp_path: Path) -> None:
     result = run_benchmark("sweep.py", "--sweeps", str(tmp_path / "sweeps"), "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
@@ -71,6 +81,7 @@ def test_sweep_benchmark_times_both_launchers(tmp_path: Path) -> None:
     assert (table["data load s per run"] < 5).all()
 
 
+@pytest.mark.benchmark
 def test_trackers_benchmark_times_each_loggers_hooks_beside_training(tmp_path: Path) -> None:
     result = run_benchmark("trackers.py", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
@@ -80,20 +91,22 @@ def test_trackers_benchmark_times_each_loggers_hooks_beside_training(tmp_path: P
     assert (table.loc[["tensorboard", "mlflow"], "per epoch s"] > 0).all()
 
 
+@pytest.mark.benchmark
 def test_search_benchmark_compares_each_search_with_the_unpruned_one_of_its_seed(
     tmp_path: Path,
 ) -> None:
-    ways = ["no pruning", "successive halving pruner",
-            "median pruner, 2 worker commands x 1 thread",
+    # The two ways of running workers (two commands, one command with joblib) beside the
+    # unpruned search; the other pruners differ from these in a config value only.
+    ways = ["no pruning", "median pruner, 2 worker commands x 1 thread",
             "median pruner, 1 command, joblib 2 jobs x 1 thread"]  # fmt: skip
-    seeds = ["--seeds", "0", "1", "--pruned-trials", "6"]
+    seeds = ["--seeds", "0", "1", "--pruned-trials", "5"]
     result = run_benchmark("search.py", *seeds, "--only", *ways, "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
     table = pd.read_csv(tmp_path / "search.csv")
     runs, means = table[table["seed"] != "mean"], table[table["seed"] == "mean"]
     assert list(runs["search"]) == ways * 2 and list(means["search"]) == ways
     unpruned, pruned = runs[runs["search"] == "no pruning"], runs[runs["search"] != "no pruning"]
-    assert (unpruned["trials"] == 4).all() and (pruned["trials"] == 6).all()
+    assert (unpruned["trials"] == 4).all() and (pruned["trials"] == 5).all()
     assert (runs["train s"] > 0).all() and runs["best val acc"].between(0, 1).all()
     assert (unpruned["pruned"] == 0).all()
     assert (unpruned["first 4: train s vs no pruning"] == 1).all()
