@@ -9,6 +9,12 @@ import pickle
 import shutil
 import subprocess
 import sys
+
+# pytest-xdist's workers share the cores: each test process, and every run.py it starts, keeps
+# to one torch thread (as sweeplab's joblib jobs do) rather than each spinning one per core.
+# Set before torch is imported; a value the caller set stays.
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,6 +37,18 @@ QUICK = ["dataset.subset=1024", "batch_size=64", "epochs=1", "progress=false"]
 @pytest.fixture(scope="session", autouse=True)
 def _schemas() -> None:
     register_configs()
+
+
+# The order tests start in: services and slow tests first, so that pytest-xdist's workers begin
+# with the long ones and end together on short ones (the same order on every worker).
+FIRST = ("service", "benchmark", "slow")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        return next((i for i, mark in enumerate(FIRST) if item.get_closest_marker(mark)), 3)
+
+    items.sort(key=rank)  # stable: files and tests keep their order within a rank
 
 
 def compose_config(*overrides: str, with_hydra: bool = False) -> DictConfig:

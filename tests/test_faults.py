@@ -29,6 +29,7 @@ from tests.conftest import (
     ROOT,
     completed_cli_run,
     lock_holder,
+    made_once,
     metrics_without_timing,
     run_cli,
 )
@@ -66,8 +67,8 @@ def wait_for(predicate, process: subprocess.Popen[str], timeout: float = 120) ->
 
 
 @pytest.fixture(scope="module")
-def straight_cli_run(tmp_path_factory) -> Path:
-    return completed_cli_run(tmp_path_factory.mktemp("straight"), *CLI_ARGS)
+def straight_cli_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return made_once(tmp_path_factory, "straight-run", lambda f: completed_cli_run(f, *CLI_ARGS))
 
 
 @pytest.mark.slow
@@ -119,11 +120,12 @@ def job_metrics(sweep: Path) -> dict[str, pd.DataFrame]:
 
 
 @pytest.fixture(scope="module")
-def straight_sweep(tmp_path_factory) -> Path:
-    sweep = tmp_path_factory.mktemp("straight_sweep")
-    result = run_cli("-m", *SWEEP_ARGS, f"hydra.sweep.dir={sweep}")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return sweep
+def straight_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    def sweep(folder: Path) -> None:
+        result = run_cli("-m", *SWEEP_ARGS, f"hydra.sweep.dir={folder}")
+        assert result.returncode == 0, result.stderr[-3000:]
+
+    return made_once(tmp_path_factory, "straight-sweep", sweep)
 
 
 @pytest.mark.slow

@@ -20,7 +20,7 @@ from scipy import stats
 
 from analysis.report import Request, choose_baselines, main, write_report
 from analysis.stats import holm
-from tests.conftest import GRID, ROOT, lock_holder, run_sweep
+from tests.conftest import GRID, ROOT, lock_holder, made_once, run_sweep
 
 
 @pytest.fixture
@@ -131,12 +131,13 @@ def test_a_baseline_can_be_chosen_and_unpairable_runs_use_welch(
 
 
 @pytest.fixture(scope="module")
-def three_key_sweep(tmp_path_factory) -> Path:
-    sweep = tmp_path_factory.mktemp("three") / "sweep"
-    args = ["epochs=1", "hydra/launcher=joblib", "optimizer.lr=0.01,0.02", *GRID]
-    result = run_sweep(sweep, *args, "regularization.noise_std=0,0.3")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return sweep
+def three_key_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    def sweep(folder: Path) -> None:
+        args = ["epochs=1", "hydra/launcher=joblib", "optimizer.lr=0.01,0.02", *GRID]
+        result = run_sweep(folder, *args, "regularization.noise_std=0,0.3")
+        assert result.returncode == 0, result.stderr[-3000:]
+
+    return made_once(tmp_path_factory, "three-key-sweep", sweep)
 
 
 @pytest.mark.slow

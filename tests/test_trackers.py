@@ -71,7 +71,7 @@ class MLflowServer:
 
 
 def _started_server(folder: Path) -> Iterator[MLflowServer]:
-    folder.mkdir()
+    folder.mkdir(exist_ok=True)
     server = MLflowServer(folder)
     server.start()
     yield server
