@@ -23,7 +23,9 @@ import pandas as pd
 import yaml
 
 MARKERS = ("summary.json", "metrics.csv", ".hydra/config.yaml")
-NOT_RUNS = {".hydra", "report", "checkpoints", ".submitit"}
+# Folders below a run that hold no run of their own (`stale`: results of other code, kept
+# aside by stale=rerun).
+NOT_RUNS = {".hydra", "report", "checkpoints", ".submitit", "stale"}
 METRICS_COLUMNS = ["epoch", "split", "loss", "accuracy"]  # what every metrics.csv row must hold
 # What a completed run's summary.json must hold for the statistics that read it.
 COMPLETED_FIELDS = ("config_hash", "test_accuracy", "best_val_accuracy", "epochs_completed")
@@ -76,6 +78,53 @@ def _runtime_keys(folder: Path) -> list[str]:
     hydra = _read_yaml(folder / ".hydra" / "hydra.yaml").get("hydra", {})
     names = hydra.get("job", {}).get("config", {}).get("override_dirname", {})
     return [str(key) for key in names.get("exclude_keys") or []]
+
+
+def _choices(folder: Path) -> dict[str, str]:
+    """The option of each config group the run composed (`model: lenet5_bn`), from Hydra's
+    record of the job; Hydra's own groups (`hydra/launcher`, ...) left out."""
+    hydra = _read_yaml(folder / ".hydra" / "hydra.yaml").get("hydra", {})
+    choices = (hydra.get("runtime") or {}).get("choices") or {}
+    return {str(k): str(v) for k, v in choices.items() if not str(k).startswith("hydra/") and v}
+
+
+def _overrides(folder: Path) -> dict[str, str] | None:
+    """The job's command-line overrides as {key: value as written}, or None without the file
+    (a copied run folder, an export)."""
+    path = folder / ".hydra" / "overrides.yaml"
+    try:
+        lines = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    if not isinstance(lines, list):
+        return None
+    pairs = (str(line).partition("=") for line in lines)
+    return {key.lstrip("+~"): value for key, sep, value in pairs if sep}
+
+
+PROVENANCE = "provenance."  # the prefix of the columns of summary.json's provenance
+UNKNOWN = "unknown"  # provenance of a run written before sweeplab recorded it
+# What a report groups runs by when it checks what made them (never pooled silently).
+MADE_BY = ("code_version", "data_fingerprint", "cpu", "host", "commit")
+
+
+def provenance_columns(summary: dict[str, Any]) -> dict[str, Any]:
+    """summary.json's provenance as `provenance.<field>` columns (`provenance.packages.torch`);
+    `unknown` for a run written before it was recorded."""
+    made = summary.get("provenance")
+    columns = flatten(made, PROVENANCE) if isinstance(made, dict) else {}
+    for key in MADE_BY:
+        if columns.get(PROVENANCE + key) is None:
+            no_git = key == "commit" and columns.get(PROVENANCE + "git") == "no git"
+            columns[PROVENANCE + key] = "no git" if no_git else UNKNOWN
+    if summary.get("torch_version") and not columns.get(PROVENANCE + "packages.torch"):
+        columns[PROVENANCE + "packages.torch"] = summary["torch_version"]
+    return columns
+
+
+def overrides_of(runs: pd.DataFrame, path: str) -> dict[str, str] | None:
+    """The overrides of the run at `path` (a row's `path`), as `load_runs` read them."""
+    return runs.attrs.get("overrides", {}).get(path)
 
 
 def _running(folder: Path) -> bool:
@@ -159,6 +208,7 @@ def load_runs(roots: Iterable[str | Path]) -> pd.DataFrame:
     rows = []
     config_keys: dict[str, None] = {}  # an ordered set
     runtime_keys: set[str] = set()
+    overrides: dict[str, dict[str, str] | None] = {}
     for root in map(Path, roots):
         if not root.is_dir():
             raise CollectError(
@@ -183,6 +233,12 @@ def load_runs(roots: Iterable[str | Path]) -> pd.DataFrame:
             row.update(config)
             # What happened wins over what was asked (`device`: cpu, not the config's auto).
             row.update({k: v for k, v in summary.items() if not isinstance(v, dict | list)})
+            # A group's column is the option chosen (`model`: lenet5_bn; summaries written
+            # before they named the preset hold the family there, which is `model.name`).
+            row.update(_choices(folder))
+            row.update(provenance_columns(summary))
+            row.setdefault("model_family", config.get("model.name"))
+            overrides[row["path"]] = _overrides(folder)
             if summary["status"] in ("running", "incomplete", "unreadable"):
                 val = metrics[metrics["split"] == "val"] if metrics is not None else []
                 row["epochs_completed"] = int(val["epoch"].max()) if len(val) else None
@@ -200,6 +256,7 @@ def load_runs(roots: Iterable[str | Path]) -> pd.DataFrame:
     runs = pd.DataFrame(rows)
     runs.attrs["config_columns"] = list(config_keys)
     runs.attrs["runtime_keys"] = sorted(runtime_keys)
+    runs.attrs["overrides"] = overrides
     return runs
 
 

@@ -98,7 +98,9 @@ def to_tensorboard(root: Path) -> int:
         if all(step in steps.get(tag, []) for tag, step in wanted):
             print(f"[{number}/{len(folders)}] {folder}: TensorBoard has it already")
             continue
-        write_log(folder, flatten(config), rows, (summary or {}).get("status", "failed"))
+        summary = summary or {}
+        write_log(folder, flatten(config), rows, summary.get("status", "failed"),
+                  summary.get("provenance"))  # fmt: skip
         written += 1
         print(f"[{number}/{len(folders)}] {folder}: event file written")
     print(f"wrote {written} of {len(folders)} run(s); open them: tensorboard --logdir {root}")

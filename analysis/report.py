@@ -27,15 +27,15 @@ import pandas as pd
 if __package__ in (None, ""):  # run as a script: make `analysis` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis import plots
+from analysis import plots, provenance_report
 from analysis.collect import (
     CollectError,
     config_columns,
     load_epochs,
     load_runs,
-    runtime_columns,
     sweep_progress,
 )
+from analysis.factors import Factors, describe_changes, level_changes, swept_factors
 from analysis.search_report import add_search_sections
 from analysis.stats import (
     ALPHA,
@@ -55,7 +55,6 @@ from analysis.stats import (
     metric_values,
     power_table,
     summarise,
-    swept_keys,
 )
 
 CONFIGURATION = "configuration"  # the `factor` of a whole configuration's comparison
@@ -73,6 +72,7 @@ class Request:
     out: Path | None = None
     baselines: dict[str, str] = field(default_factory=dict)  # key -> value (--baseline)
     detect: float | None = None  # a difference to plan seeds for (--detect)
+    code_version: str | None = None  # only the runs of this code version (--code-version)
 
 
 @dataclass
@@ -165,11 +165,12 @@ def parse_baselines(texts: list[str]) -> dict[str, str]:
 
 
 def resolve_key(runs: pd.DataFrame, key: str | None) -> str | None:
-    """Accept a group name for its `.name` key (`model` -> `model.name`)."""
-    if key is not None and f"{key}.name" in runs.columns:
-        return f"{key}.name"  # a config group, not the summary's field of the same name
+    """A config key, or a group name (`model`: the option chosen; `model.name` in folders
+    without Hydra's record of the choices)."""
     if key is None or key in runs.columns:
         return key
+    if f"{key}.name" in runs.columns:
+        return f"{key}.name"
     keys = ", ".join(config_columns(runs))
     raise ReportError(f"unknown key {key!r}; config keys are: {keys}")
 
@@ -245,16 +246,19 @@ def is_grid(runs: pd.DataFrame, factors: list[str]) -> bool:
 
 def write_report(request: Request) -> Path:
     """Collect, check, compare, tabulate and plot; return the folder written."""
-    runs = load_runs(request.sweeps)
+    runs = provenance_report.restrict(load_runs(request.sweeps), request.code_version)
     epochs = load_epochs(runs)
     label = metric_label(request.metric, request.window)
     per_epoch = request.window is not None or request.metric not in runs.columns
     values = metric_values(runs, epochs, request.metric, request.window)
     runs[label] = values.where(runs["metrics_ok" if per_epoch else "summary_ok"])
     rows_key, cols_key = resolve_key(runs, request.rows), resolve_key(runs, request.cols)
-    config_keys = config_columns(runs) + (["sweep"] if len(request.sweeps) > 1 else [])
     required = [key for key in (rows_key, cols_key) if key]
-    factors = swept_keys(runs, config_keys, required, runtime_columns(runs))
+    swept = swept_factors(runs, required)
+    factors = swept.keys
+    # Runs are paired only with runs that agree on what no factor explains, and, when several
+    # sweeps are pooled, only within their own sweep.
+    strata = swept.unexplained + (["sweep"] if len(request.sweeps) > 1 else [])
     rows_key = rows_key or (factors[0] if factors else None)
     cols_key = cols_key or next((f for f in factors if f != rows_key), None)
 
@@ -268,21 +272,27 @@ def write_report(request: Request) -> Path:
         cols_key if cols_key in factors else next((f for f in factors if f != rows_key), None)
     )
     baselines = choose_baselines(done, factors, request)
+    swept.keys, swept.changes = factors, level_changes(done, swept, baselines)
     gridded = is_grid(done, factors)
-    raw = [compare_factors(done, factors, label, baselines)]
+    raw = [compare_factors(done, factors, label, baselines, strata)]
     if gridded and len(factors) > 1:
-        raw.append(_configuration_comparisons(done, factors, label, baselines))
+        raw.append(_configuration_comparisons(done, factors, label, baselines, strata))
     compared = finish(pd.concat(raw, ignore_index=True))  # one family for Holm's adjustment
+    compared = _mark_mixed(compared, done, factors)
     runs.drop(columns=["path"]).to_csv(out / "runs.csv", index=False)
     summarise(done, factors, label).to_csv(out / "summary.csv", index=False)
     compared.to_csv(out / "comparisons.csv", index=False)
 
     page = Page(f"Report: {', '.join(str(s) for s in request.sweeps)}")
-    _overview(page, runs, done, factors, label, request)
+    page.text(*provenance_report.header())
+    for line in provenance_report.warnings(runs):
+        page.text(line)
+    _warn_unexplained(page, swept)
+    _overview(page, runs, done, swept, label, request, baselines)
     for sweep in request.sweeps:
         _progress(page, sweep, runs)
     if factors and len(done):
-        _comparisons(page, done, factors, label, baselines, compared, request)
+        _comparisons(page, done, factors, label, baselines, compared, request, strata)
     if gridded and len(done):
         assert rows_key is not None
         _grids(page, done, factors, rows_key, cols_key, label, baselines, compared, out)
@@ -295,9 +305,11 @@ def write_report(request: Request) -> Path:
         table = configuration_table(done, factors, label)
         if not gridded and factors:  # a search: best first
             table = table.sort_values("_mean", ascending=False)
-        page.table(
-            table.drop(columns="_mean"), "n counts runs; a configuration's runs differ only in seed"
-        )
+        caption = "n counts runs; a configuration's runs differ only in seed"
+        if provenance_report.several_cpus(done):
+            table["train s (mean)"] = "-"
+            caption += "; training seconds are not averaged across CPUs (Provenance: per CPU)"
+        page.table(table.drop(columns="_mean"), caption)
     _best(page, done, epochs, factors, label, request)
     curves = _curves(done, epochs, factors)
     if not curves.empty:
@@ -305,8 +317,9 @@ def write_report(request: Request) -> Path:
         plots.learning_curves(curves, "val_accuracy", hue, out / "learning_curves.png")
     _inconsistent(page, runs, epochs, request)
     _problems(page, runs)
+    _provenance(page, runs, done)
     for sweep in request.sweeps:  # a search's own sections: history, importances, ...
-        add_search_sections(page, sweep, runs, out)
+        add_search_sections(page, sweep, runs, out, factors)
     figures = [
         ("heatmap", "heatmap.png"),
         (f"{label} by each swept key", "metric_by_key.png"),
@@ -322,17 +335,77 @@ def write_report(request: Request) -> Path:
     return out
 
 
-def _overview(page, runs, done, factors, label, request) -> None:
+def _mark_mixed(compared: pd.DataFrame, done: pd.DataFrame, factors: list[str]) -> pd.DataFrame:
+    """`mixed`: what the runs of each comparison mix (code versions, data fingerprints), and
+    such a comparison's verdict says it is not clean."""
+    configs = _configuration_names(done, factors) if factors else None
+    marks = []
+    for factor, level, base in zip(
+        compared["factor"], compared["level"], compared["baseline"], strict=True
+    ):
+        column = configs if factor == CONFIGURATION else done[factor].astype(str)
+        marks.append(provenance_report.mixed(done[column.isin([str(level), str(base)])]))
+    compared = compared.assign(mixed=marks)
+    not_clean = compared["mixed"] != ""
+    compared.loc[not_clean, "verdict"] = [
+        f"{verdict} (not clean: mixed {what})"
+        for verdict, what in zip(
+            compared.loc[not_clean, "verdict"], compared.loc[not_clean, "mixed"], strict=True
+        )
+    ]
+    return compared
+
+
+def _provenance(page: Page, runs: pd.DataFrame, done: pd.DataFrame) -> None:
+    """What made the runs, and their timings per CPU."""
+    page.heading("Provenance: what made these runs")
+    page.text(
+        "From each run's summary.json (`unknown`: written before sweeplab recorded it). Runs of "
+        "different code versions or data are never pooled without a mark."
+    )
+    page.table(provenance_report.table(runs))
+    if len(done) and "train_seconds" in done:
+        page.table(
+            provenance_report.timings_by_cpu(done),
+            "Timings per CPU (completed runs): never averaged across CPUs",
+        )
+
+
+def _warn_unexplained(page: Page, swept: Factors) -> None:
+    """At the top: config differences no factor explains, and what the report does of them."""
+    if not swept.unexplained:
+        return
+    page.text(
+        f"**Warning:** {', '.join(swept.unexplained)} differ between runs that no swept key "
+        "explains (folders pooled from different sweeps, or defaults changed between them). "
+        "No comparison credits them to a swept key: runs are paired only with runs that agree "
+        "on them, and groups that never agree are not compared."
+    )
+
+
+def _overview(page, runs, done, swept, label, request, baselines) -> None:
+    factors = swept.keys
     counts = runs["status"].value_counts().to_dict()
     seeds = sorted(done[REPLICATE].dropna().unique().tolist()) if REPLICATE in done else []
     window = (
         f", averaged over epochs {request.window[0]}-{request.window[1]}" if request.window else ""
     )
+    source = (
+        "inferred from the config values that differ (these folders have no "
+        "`.hydra/overrides.yaml`)"
+        if swept.inferred
+        else "the keys and config groups the sweep's overrides set"
+    )
     page.text(
         f"- runs: {len(runs)} ({', '.join(f'{n} {s}' for s, n in sorted(counts.items()))})",
         f"- swept keys: {', '.join(factors) if factors else 'none'}; seeds (replicates): {seeds}",
+        f"- factors: {source}",
         f"- metric: `{label}`{window}; statistics over completed runs whose files agree",
     )
+    changes = describe_changes(swept, baselines)
+    if changes:
+        page.text("What else a swept key's levels change (a preset or group sets several keys):")
+        page.text(*changes)
 
 
 def _progress(page: Page, sweep: Path, runs: pd.DataFrame) -> None:
@@ -356,15 +429,16 @@ def _progress(page: Page, sweep: Path, runs: pd.DataFrame) -> None:
     page.text(*lines)
 
 
-def _configuration_comparisons(done, factors, label, baselines) -> pd.DataFrame:
+def _configuration_comparisons(done, factors, label, baselines, strata) -> pd.DataFrame:
     """Each configuration (a value of every swept key) against the baseline configuration
     (every key at its baseline), paired on the seed. Unlike the per-key comparisons, which
     pool over the other keys, these stay right when keys interact (a switch that helps only
     together with another); the heatmap marks the ones in its slice."""
     configs = done.assign(_configuration=_configuration_names(done, factors))
     base = ", ".join(str(baselines[key]) for key in factors)
+    welch = set(strata) <= {"sweep"}  # unexplained keys: pairs only
     rows = [
-        compare_levels(configs, "_configuration", name, base, [REPLICATE], label)
+        compare_levels(configs, "_configuration", name, base, [REPLICATE, *strata], label, welch)
         for name in configs["_configuration"].unique()
         if name != base
     ]
@@ -377,7 +451,7 @@ def _configuration_names(runs: pd.DataFrame, factors: list[str]) -> pd.Series:
     return runs[factors].astype(str).agg(", ".join, axis=1)
 
 
-def _comparisons(page, done, factors, label, baselines, compared, request) -> None:
+def _comparisons(page, done, factors, label, baselines, compared, request, strata) -> None:
     page.heading(f"Comparisons: {label} against a baseline")
     base = ", ".join(f"{k}={v}" for k, v in baselines.items())
     page.text(
@@ -388,6 +462,8 @@ def _comparisons(page, done, factors, label, baselines, compared, request) -> No
         f"of this report. A verdict other than `no detectable difference` needs p_holm < {ALPHA}."
     )
     shown = compared[compared["factor"] != CONFIGURATION]
+    if not shown["mixed"].astype(bool).any():  # every comparison clean: no column of blanks
+        shown = shown.drop(columns="mixed")
     page.table(_rounded(shown.drop(columns="metric")))
     welch = shown[shown["test"].str.startswith("Welch")]
     if len(welch):
@@ -404,7 +480,7 @@ def _comparisons(page, done, factors, label, baselines, compared, request) -> No
             "pair (or, unpaired, no spread in either group). There the difference is exact: "
             "its interval is that one value, and p is 1 when it is 0, else 0."
         )
-    power = power_table(done, factors, label, baselines, request.detect)
+    power = power_table(done, factors, label, baselines, request.detect, strata)
     page.text(
         f"What these seeds can detect: the smallest true difference a paired t-test finds "
         f"with {POWER:.0%} power at the observed spread of the paired differences"
@@ -583,11 +659,14 @@ def main(argv: list[str] | None = None) -> int:
         "--detect", type=float, help="a difference to plan for: how many seeds it needs"
     )
     parser.add_argument("--out", type=Path, help="output folder (default: <first sweep>/report)")
+    parser.add_argument(
+        "--code-version", help="report only on the runs of this code version (a prefix will do)"
+    )
     args = parser.parse_args(argv)
     try:
         request = Request(
             args.sweeps, args.metric, parse_window(args.epochs), args.rows, args.cols, args.out,
-            parse_baselines(args.baseline), args.detect,
+            parse_baselines(args.baseline), args.detect, args.code_version,
         )  # fmt: skip
         out = write_report(request)
     except (CollectError, ReportError) as err:

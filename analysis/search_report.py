@@ -123,8 +123,11 @@ def _optuna_figure(plot: Any, study: Any, out: Path) -> bool:
     return True
 
 
-def add_search_sections(page: Any, sweep: Path, runs: pd.DataFrame, out: Path) -> None:
-    """Append the search's sections to a report page (no-op for other sweeps)."""
+def add_search_sections(
+    page: Any, sweep: Path, runs: pd.DataFrame, out: Path, factors: list[str]
+) -> None:
+    """Append the search's sections to a report page (no-op for other sweeps); `factors` are
+    the searched keys, which name each confirmed configuration."""
     settings = search_settings(sweep)
     study = load_study(sweep, settings) if settings else None
     if study is None or not study.get_trials(deepcopy=False):
@@ -181,7 +184,7 @@ def add_search_sections(page: Any, sweep: Path, runs: pd.DataFrame, out: Path) -
         ):
             page.figure(out / "search_parallel.png", "parallel coordinates of the searched keys")
     _pruned(page, runs)
-    _confirmation(page, runs)
+    _confirmation(page, runs, factors)
 
 
 def _pruned(page: Any, runs: pd.DataFrame) -> None:
@@ -198,7 +201,18 @@ def _pruned(page: Any, runs: pd.DataFrame) -> None:
     )
 
 
-def _confirmation(page: Any, runs: pd.DataFrame) -> None:
+def configuration_name(run: pd.Series, trial: int, keys: list[str]) -> str:
+    """`trial 7: lr 3.2e-03, weight_decay 1.1e-04`: a configuration by its trial and the last
+    part of each searched key (floats in 2 significant digits)."""
+    parts = []
+    for key in keys:
+        value = run[key]
+        shown = f"{value:.2g}" if isinstance(value, float) else str(value)
+        parts.append(f"{key.split('.')[-1]} {shown}")
+    return f"trial {trial}: {', '.join(parts)}" if parts else f"trial {trial}"
+
+
+def _confirmation(page: Any, runs: pd.DataFrame, factors: list[str]) -> None:
     """The confirmation runs: each configuration on its seeds, against the best by val."""
     if CONFIRMS not in runs:
         return
@@ -212,6 +226,7 @@ def _confirmation(page: Any, runs: pd.DataFrame) -> None:
         rows.append(
             {
                 "trial": trial,
+                "configuration": configuration_name(group.iloc[0], int(trial), factors),
                 "seeds": sorted(group[REPLICATE].tolist()),
                 "val mean": val.mean(),
                 "val accuracy": format_cell(val.mean(), val.std(), len(val)),
@@ -237,5 +252,8 @@ def _confirmation(page: Any, runs: pd.DataFrame) -> None:
         "configuration against it, paired on the seed, Holm-adjusted over these comparisons; "
         "`no detectable difference` means these seeds cannot tell them apart."
     )
-    page.table(compared.drop(columns=["metric", "factor"]).rename(columns={"level": "trial",
-               "baseline": "against trial"}))  # fmt: skip
+    names = dict(zip(table["trial"], table["configuration"], strict=True))
+    compared["level"] = compared["level"].map(names)
+    compared["baseline"] = names[best]
+    page.table(compared.drop(columns=["metric", "factor"]).rename(columns={
+        "level": "configuration", "baseline": "against"}))  # fmt: skip

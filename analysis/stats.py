@@ -5,6 +5,7 @@ detect. Every distribution comes from scipy.stats."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -191,10 +192,11 @@ def _paired(
 
 def compare_levels(
     runs: pd.DataFrame, factor: str, level: object, baseline: object, matched_on: list[str],
-    value: str,
+    value: str, welch: bool = True,
 ) -> dict[str, object]:  # fmt: skip
     """`value` at `level` minus at `baseline`: a paired t-test over runs that match on every
-    key in `matched_on` (the other factors and the seed), else Welch's test."""
+    key in `matched_on` (the other factors and the seed), else Welch's test (unless `welch` is
+    False: when runs differ in keys no factor explains, only pairs are comparable)."""
     a, b, pairs = _paired(runs, factor, level, baseline, matched_on, value)
     row: dict[str, object] = {"factor": factor, "level": level, "baseline": baseline}
     if len(pairs) >= 2:
@@ -206,6 +208,10 @@ def compare_levels(
         return {**row, "n": len(pairs), "mean_diff": differences.mean(), "ci_low": interval.low,
                 "ci_high": interval.high, "p": result.pvalue, "test": "paired t"}  # fmt: skip
     x, y = a[value].dropna(), b[value].dropna()
+    if not welch:
+        return {**row, "n": len(pairs), "mean_diff": math.nan, "ci_low": math.nan,
+                "ci_high": math.nan, "p": math.nan,
+                "test": "too few runs that agree on the unexplained keys"}  # fmt: skip
     if len(x) >= 2 and len(y) >= 2:
         n = len(x) + len(y)
         if _constant(x) and _constant(y):
@@ -266,16 +272,19 @@ def verdict(mean_diff: float, p_holm: float) -> str:
 
 
 def compare_factors(
-    runs: pd.DataFrame, factors: list[str], value: str, baselines: dict[str, object]
-) -> pd.DataFrame:
+    runs: pd.DataFrame, factors: list[str], value: str, baselines: dict[str, object],
+    strata: Sequence[str] = (),
+) -> pd.DataFrame:  # fmt: skip
     """Each level of each factor against that factor's baseline level, matched on the other
-    factors and the seed (`finish` then adds Holm's adjustment and the verdicts)."""
+    factors, the seed and the `strata` (keys no factor explains, the sweep of pooled sweeps;
+    `finish` then adds Holm's adjustment and the verdicts)."""
     rows = []
     for factor in factors:
-        others = [f for f in factors if f != factor] + [REPLICATE]
+        others = [f for f in factors if f != factor] + [REPLICATE, *strata]
         for level in levels(runs, factor):
             if str(level) != str(baselines[factor]):
-                rows.append(compare_levels(runs, factor, level, baselines[factor], others, value))
+                rows.append(compare_levels(runs, factor, level, baselines[factor], others, value,
+                                           welch=set(strata) <= {"sweep"}))  # fmt: skip
     return pd.DataFrame(rows, columns=RAW_COLUMNS).assign(metric=value)
 
 
@@ -330,13 +339,13 @@ def pairs_needed(difference: float, spread: float, limit: int = 10_000) -> int |
 
 def power_table(
     runs: pd.DataFrame, factors: list[str], value: str, baselines: dict[str, object],
-    detect: float | None,
+    detect: float | None, strata: Sequence[str] = (),
 ) -> pd.DataFrame:  # fmt: skip
     """Per factor: the spread of paired differences, pairs per comparison, the smallest
     difference those pairs detect with 80 % power, and the pairs `detect` would need."""
     rows = []
     for factor in factors:
-        others = [k for k in [*factors, REPLICATE] if k != factor]
+        others = [k for k in [*factors, REPLICATE, *strata] if k != factor]
         diffs, counts = [], []
         for level in levels(runs, factor):
             if str(level) == str(baselines[factor]):

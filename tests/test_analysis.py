@@ -79,10 +79,13 @@ def test_rows_and_cols_accept_a_group_name_and_two_sweeps_compare(
     )  # fmt: skip
     assert status == 0
     text = (out / "report.md").read_text()
-    assert "model.name x regularization.noise_std" in text
+    assert "model x regularization.noise_std" in text  # the group's column: its option
     assert "runs: 16" in text
     summary = pd.read_csv(out / "summary.csv")
-    assert summary["n"].max() == 2  # a config = one cell of one sweep; seeds are replicates
+    # a configuration pools its runs of both sweeps; pairs stay within a sweep
+    assert summary["n"].max() == 4
+    compared = pd.read_csv(out / "comparisons.csv")
+    assert (compared.loc[compared["factor"] == "regularization.noise_std", "n"] == 8).all()
 
 
 def test_unknown_metric_lists_the_valid_ones(joblib_sweep: Path, tmp_path: Path, capsys) -> None:

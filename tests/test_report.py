@@ -62,8 +62,9 @@ def test_comparisons_equal_a_paired_t_test_on_the_summaries_with_holm(
     table = pd.read_csv(out / "comparisons.csv")
     assert list(table.columns) == [
         "metric", "factor", "level", "baseline", "n", "mean_diff", "ci_low", "ci_high", "p",
-        "p_holm", "verdict", "test",
+        "p_holm", "verdict", "test", "mixed",
     ]  # fmt: skip
+    assert table["mixed"].isna().all()  # one code version and data: clean (blank)
     runs = summaries_with_config(sweep_copy)
     # weight decay 0.01 against 0: pairs matched on noise and seed (2 x 2 = 4 pairs)
     a = runs[runs.wd == 0.01].set_index(["noise", "seed"]).acc

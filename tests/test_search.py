@@ -196,6 +196,10 @@ def test_confirmation_runs_the_best_configurations_on_new_seeds_and_compares_the
     text = (sweep / "report" / "report.md").read_text()
     assert "## Confirmation: the best configurations on new seeds" in text
     assert "paired on the seed, Holm-adjusted" in text
+    # the confirm runs (one configuration on several seeds) leave the searched keys as they are
+    assert "- swept keys: optimizer.lr, regularization.noise_std;" in text
+    names = re.findall(r"\| (trial \d+: lr [\d.e+-]+, noise_std [\d.e+-]+) ", text)
+    assert {int(name.split(":")[0].split()[1]) for name in names} == set(confirmed)
 
 
 BAD = [

@@ -40,6 +40,17 @@ class Mode(StrEnum):
     summary = "summary"  # the model's layer table and parameter count; trains nothing
 
 
+class Stale(StrEnum):
+    """What a rerun does with a finished or interrupted run that other code or data made."""
+
+    stop = "stop"  # stop before any work, saying how many and how to go on
+    rerun = "rerun"  # train it again; the old results are kept aside in the run's stale/
+    keep = "keep"  # keep it as it is, knowingly
+
+
+STALE_CHOICES = "use stop (the default), rerun (train again) or keep (keep as they are)"
+
+
 class Resize(StrEnum):
     pad = "pad"  # LeCun's border: the image centred in a zero frame
     resize = "resize"  # bilinear interpolation
@@ -184,6 +195,9 @@ class RunConfig:
     logger: LoggerConfig = field(default_factory=LoggerConfig, metadata=RUNTIME)
     search: TrialConfig = field(default_factory=TrialConfig, metadata=RUNTIME)
     progress: bool = field(default=True, metadata=RUNTIME)  # tqdm bars (off when not a terminal)
+    # What a rerun does with runs other code or data made: stop, rerun or keep (class Stale);
+    # a plain string, so that a wrong value is sweeplab's one line, not Hydra's traceback.
+    stale: str = field(default=Stale.stop.value, metadata=RUNTIME)
 
 
 OPTIMIZERS: dict[str, type[OptimizerConfig]] = {
@@ -210,6 +224,16 @@ def job_dirname(overrides: str) -> str:
 # conf/config.yaml names job folders `${sweeplab.job_dirname:...}`, which Hydra resolves in
 # each job's own process (a joblib worker, a SLURM node): importing the library registers it.
 OmegaConf.register_new_resolver("sweeplab.job_dirname", job_dirname, replace=True)
+
+
+def chosen_option(group: str) -> str | None:
+    """The option of config group `group` this Hydra job composed (`lenet5_bn` for
+    `model=lenet5_bn`); None outside a Hydra job (a test calling the library directly)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    return HydraConfig.get().runtime.choices.get(group)
 
 
 def runtime_keys(schema: type = RunConfig, prefix: str = "") -> tuple[str, ...]:
@@ -290,6 +314,7 @@ def check_config(cfg: DictConfig) -> RunConfig:
     require(run.batch_size >= 1, "batch_size", run.batch_size, "must be at least 1")
     require(run.eval_batch_size >= 1, "eval_batch_size", run.eval_batch_size, "must be >= 1")
     require(run.threads >= 0, "threads", run.threads, "must be >= 0 (0 = torch's default)")
+    require(run.stale in list(Stale), "stale", run.stale, STALE_CHOICES)
     require(run.predict.n >= 1, "predict.n", run.predict.n, "must be at least 1")
 
     assert isinstance(run.model, ModelConfig)

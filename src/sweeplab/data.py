@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from sweeplab.config import DatasetConfig, Resize
 from sweeplab.datasets import DatasetSpec, RawSplits, dataset_spec, find_files
 from sweeplab.errors import SweeplabError
+from sweeplab.provenance import fingerprint_files
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +163,13 @@ def _pixel_stats(raw: torch.Tensor, size: int, resize: Resize) -> tuple[float, f
         count += chunk.numel()
     mean = total / count
     return mean, math.sqrt(max(total_sq / count - mean**2, 0.0) * count / max(count - 1, 1))
+
+
+def data_fingerprint(cfg: DatasetConfig) -> str:
+    """The SHA-256 fingerprint of the files this dataset config reads (cached beside the
+    tensor cache, so only the first run pays for reading them)."""
+    files = find_files(dataset_spec(cfg.name), Path(cfg.root), cfg.download)
+    return fingerprint_files(files, cache_dir(Path(cfg.root), files))
 
 
 def load_splits(

@@ -28,6 +28,7 @@ from typing import Any, Literal
 import torch
 
 from sweeplab.errors import SweeplabError
+from sweeplab.provenance import DIFF
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ TEST_SAMPLES = "test_samples.png"
 CONFUSION_MATRIX = "confusion_matrix.png"
 TRACKERS = "trackers.json"  # where this run lives in each tracker (e.g. its MLflow run id)
 TRAINING_OUTPUTS = (METRICS, SUMMARY, CHECKPOINTS, LEARNING_CURVES, TEST_SAMPLES, CONFUSION_MATRIX,
-                    TRACKERS)  # fmt: skip
+                    TRACKERS, DIFF)  # fmt: skip
 TENSORBOARD_EVENTS = "events.out.tfevents.*"  # TensorBoard's event files, in the folder itself
 LOCK = ".lock"  # flock-ed by the one process working in the folder; names it while it does
 FAILED_NOTES = Path(".sweeplab") / "failed"  # in a sweep folder: a note per failed job
@@ -49,6 +50,7 @@ METRICS_COLUMNS = ("epoch", "split", "loss", "accuracy", "lr", "seconds", "image
 
 # Statuses of a run that is over: a rerun skips it.
 FINISHED = ("completed", "pruned")
+STALE = "stale"  # in a run folder: the results of other code or data, kept aside by stale=rerun
 
 
 class RunLocked(SweeplabError):
@@ -150,7 +152,8 @@ class Summary:
     status: str = "failed"  # completed | pruned | diverged | failed | interrupted
     error: str | None = None
     config_hash: str | None = None
-    model: str | None = None
+    model: str | None = None  # as the user chose it: the preset (model=lenet5_bn), else family
+    model_family: str | None = None  # the registry's name (model.name: lenet5)
     dataset: str | None = None
     input_size: int | None = None
     seed: int | None = None
@@ -181,6 +184,13 @@ class Summary:
     test_accuracy: float | None = None
     figures_seconds: float | None = None
     finished_at: str | None = None
+    provenance: dict[str, Any] | None = None  # what made it (sweeplab.provenance.record)
+
+    def model_label(self) -> str:
+        """`lenet5_bn (lenet5 family)`: the preset, and its family where the name differs."""
+        if self.model_family and self.model != self.model_family:
+            return f"{self.model} ({self.model_family} family)"
+        return str(self.model)
 
     def end(self, status: str, error: BaseException | str | None = None) -> None:
         """Record how the run ended."""
@@ -226,6 +236,7 @@ class Checkpoint:
     best_val_accuracy: float | None = None
     best_epoch: int | None = None
     history: list[dict[str, Any]] = field(default_factory=list)  # metrics.csv rows so far
+    made_by: list[str | None] = field(default_factory=list)  # [code version, data fingerprint]
 
     def save(self, path: Path) -> None:
         """torch.save to a temporary file, then rename: a crash never leaves half a checkpoint."""
@@ -277,7 +288,10 @@ def _mismatch(run_dir: Path, found: str | None, expected: str) -> SweeplabError:
     )
 
 
-def decide_start(run_dir: Path, expected_hash: str) -> Start:
+def decide_start(
+    run_dir: Path, expected_hash: str, made_by: list[str | None] | None = None,
+    stale: str = "stop",
+) -> Start:  # fmt: skip
     """Look at the run folder and say whether to skip, resume or start afresh.
 
     - `completed` or `pruned` (a search stopped it) with the same config hash: skip, touching
@@ -285,11 +299,16 @@ def decide_start(run_dir: Path, expected_hash: str) -> Start:
     - interrupted or killed (a `last.pt`, no `completed`): resume from `last.pt`.
     - `failed` or `diverged`, or nothing to resume from: start afresh, clearing the old files.
     - a different config hash: stop, so results of two configs are never mixed.
+    - made by another code version or data (`made_by`: [code version, data fingerprint]) than
+      this command's: as `stale` says: stop with one line, `rerun` (the old results moved to
+      `stale/`) or `keep` (skip or resume as if nothing differed).
     """
     summary = Summary.load(run_dir)
     if summary is not None and summary.config_hash not in (None, expected_hash):
         raise _mismatch(run_dir, summary.config_hash, expected_hash)
     if summary is not None and summary.status in FINISHED:
+        if _is_stale(run_dir, _made_by(summary), made_by, stale):
+            return Start("fresh")
         return Start("skip", summary=summary)
     last = run_dir / CHECKPOINTS / "last.pt"
     if (summary is None or summary.status not in ("failed", "diverged")) and last.is_file():
@@ -300,9 +319,40 @@ def decide_start(run_dir: Path, expected_hash: str) -> Start:
         if checkpoint is not None:
             if checkpoint.config_hash != expected_hash:
                 raise _mismatch(run_dir, checkpoint.config_hash, expected_hash)
+            if _is_stale(run_dir, checkpoint.made_by or [None, None], made_by, stale):
+                return Start("fresh")
             return Start("resume", checkpoint=checkpoint)
     clear_training_outputs(run_dir)
     return Start("fresh")
+
+
+def _made_by(summary: Summary) -> list[str | None]:
+    made = summary.provenance or {}
+    return [made.get("code_version"), made.get("data_fingerprint")]
+
+
+def _is_stale(
+    run_dir: Path, found: list[str | None], now: list[str | None] | None, stale: str
+) -> bool:
+    """Whether the run must start afresh (`rerun`: its outputs are moved to stale/ first);
+    False to use it as it is; one line when `stale` is `stop`."""
+    if now is None or list(found) == list(now) or stale == "keep":
+        return False
+    if stale != "rerun":
+        index = 0 if found[0] != now[0] else 1
+        what = ("code version", "data fingerprint")[index]
+        raise SweeplabError(
+            f"{run_dir} was made by {what} {found[index] or 'unknown'}, not this command's "
+            f"{now[index]}: pass stale=rerun to train it again (the old results are kept in its "
+            "stale/ folder) or stale=keep to keep it as it is"
+        )
+    aside = run_dir / STALE / f"{found[0] or 'unknown'}-{datetime.now():%Y%m%d-%H%M%S}"
+    aside.mkdir(parents=True, exist_ok=True)
+    for name in TRAINING_OUTPUTS:
+        if (run_dir / name).exists():
+            shutil.move(run_dir / name, aside / name)
+    clear_training_outputs(run_dir)  # what could not be moved (tracker files)
+    return True
 
 
 def clear_training_outputs(run_dir: Path) -> None:

@@ -24,19 +24,21 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from sweeplab.config import as_container, check_config, config_hash
-from sweeplab.data import load_splits
+from sweeplab.config import as_container, check_config, chosen_option, config_hash
+from sweeplab.data import data_fingerprint, load_splits
 from sweeplab.datasets import dataset_spec
 from sweeplab.epoch import evaluate, steps_per_epoch, train_epoch
 from sweeplab.errors import SweeplabError
 from sweeplab.hooks import EpochEnd, RunHook
 from sweeplab.models import build_model, count_parameters
 from sweeplab.optim import build_optimizer, build_scheduler
+from sweeplab.provenance import code_version, record, save_diff
 from sweeplab.run_folder import (
     CHECKPOINTS,
     METRICS,
     Checkpoint,
     MetricsWriter,
+    Start,
     Summary,
     decide_start,
     folder_lock,
@@ -106,14 +108,18 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, hooks: Sequence[RunHook] 
     with ExitStack() as held:  # released in reverse: summary written, signals restored, unlocked
         held.enter_context(folder_lock(run_dir))  # one owner; another process gets RunLocked
         run_hash = config_hash(run)
-        start = decide_start(run_dir, run_hash)
+        # What makes this run's numbers besides its config: skip or resume only what the same
+        # code and data made (run.stale says what to do with the rest).
+        made_by = [code_version(), data_fingerprint(run.dataset)]
+        start = decide_start(run_dir, run_hash, made_by, run.stale)
         if start.action == "skip":
             log.info("%s: already completed with this config; skipped", run_dir)
             assert start.summary is not None
             return start.summary
         summary = Summary(
             config_hash=run_hash,
-            model=run.model.name,
+            model=chosen_option("model") or run.model.name,
+            model_family=run.model.name,
             dataset=run.dataset.name,
             input_size=run.input_size,
             seed=run.seed,
@@ -125,6 +131,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, hooks: Sequence[RunHook] 
         held.enter_context(_summary_written(summary, run_dir, active))
 
         device = set_up(run.threads, run.device, run.seed)  # the seed fixes the initial weights
+        summary.provenance = _provenance(run_dir, start, made_by, str(device))
         # Built before the data loads, so a model that cannot take the input size stops at once.
         model = build_model(run.model, spec.channels, run.input_size, spec.num_classes)
         model = model.to(device, memory_format=memory_format(model, device))
@@ -147,7 +154,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, hooks: Sequence[RunHook] 
         log.info(
             "%s (%s parameters) on %s, %d train / %d val / %d test images (%.2f s), %s, "
             "%d torch thread(s)",
-            run.model.name,
+            summary.model_label(),
             f"{summary.params:,}",
             run.dataset.name,
             summary.train_size,
@@ -170,6 +177,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, hooks: Sequence[RunHook] 
             "config_hash": summary.config_hash,
             "normalization": {"mean": data.mean, "std": data.std},
             "classes": list(data.classes),
+            "made_by": made_by,
         }
         noise = run.regularization.noise_std / data.std  # pixel units -> normalised units
         metrics = MetricsWriter(run_dir / METRICS, progress.history)
@@ -335,6 +343,22 @@ def _note_signal(summary: Summary, run_dir: Path, signum: int) -> None:
     name = signal.Signals(signum).name
     summary.end("interrupted", f"{name} from the cluster; submitit requeues a preempted job")
     summary.write(run_dir)
+
+
+def _provenance(
+    run_dir: Path, start: Start, made_by: list[str | None], device: str
+) -> dict[str, Any]:
+    """What made the run: kept from its first attempt when it resumes, else recorded now (with
+    the uncommitted diff saved beside the summary when the tree is dirty)."""
+    if start.action == "resume":
+        earlier = Summary.load(run_dir)
+        made = earlier.provenance if earlier else None
+        if made and [made.get("code_version"), made.get("data_fingerprint")] == made_by:
+            return made
+    made = record(torch.get_num_threads(), device, made_by[1])
+    if made["dirty"]:
+        save_diff(run_dir)
+    return made
 
 
 def _restore(

@@ -184,8 +184,12 @@ class MirroredRun:
                     "loss": summary["test_loss"], "accuracy": summary["test_accuracy"]}  # fmt: skip
             self.rows([test])
         status = str(summary.get("status"))
+        made = summary.get("provenance") or {}
         tags = {"status": status, "config_hash": summary.get("config_hash"),
-                "seed": summary.get("seed"), "device": summary.get("device")}  # fmt: skip
+                "seed": summary.get("seed"), "device": summary.get("device"),
+                # what made the run: MLflow's own source tag, then sweeplab's record
+                "mlflow.source.git.commit": made.get("commit"),
+                **{f"sweeplab.{key}": made.get(key) for key in PROVENANCE_TAGS}}  # fmt: skip
         self.client.log_batch(
             self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items() if v is not None]
         )
@@ -197,6 +201,10 @@ class MirroredRun:
         if log_checkpoints and (self.run_dir / CHECKPOINTS).is_dir() and CHECKPOINTS not in have:
             self.client.log_artifact(self.run_id, str(self.run_dir / CHECKPOINTS))
         self.client.set_terminated(self.run_id, RUN_STATUS.get(status, "FAILED"))
+
+
+# summary.json's provenance fields that a run's MLflow tags carry (as `sweeplab.<field>`)
+PROVENANCE_TAGS = ("code_version", "dirty", "data_fingerprint", "cpu", "threads", "host")
 
 
 def _read_state(run_dir: Path) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
 from sweeplab.config import STUDY_GROUPS, RunConfig, as_container, runtime_keys
 from sweeplab.hooks import EpochEnd, RunHook
+from sweeplab.provenance import provenance_markdown
 from sweeplab.run_folder import TENSORBOARD_EVENTS, Summary
 from sweeplab.trackers import epoch_metrics, flatten
 
@@ -91,8 +92,11 @@ class EventLog:
                 self.writer.add_scalar(scalar_tag(metric), value, int(row["epoch"]))
         self.writer.flush()
 
-    def close(self, status: str) -> None:
-        """End the HParams session with the run's status and close the files."""
+    def close(self, status: str, provenance: dict[str, Any] | None = None) -> None:
+        """End the HParams session with the run's status, write what made the run (the Text
+        tab's `provenance`) and close the files."""
+        if provenance:
+            self.writer.add_text("provenance", provenance_markdown(provenance))
         code = SESSION_STATUS.get(status, api_pb2.STATUS_FAILURE)
         self.writer.file_writer.add_summary(_session_end(code))
         self.writer.close()
@@ -112,12 +116,13 @@ def _session_end(status: int) -> SummaryProto:
 
 
 def write_log(
-    run_dir: Path, config: dict[str, Any], rows: list[dict[str, Any]], status: str
-) -> None:
+    run_dir: Path, config: dict[str, Any], rows: list[dict[str, Any]], status: str,
+    provenance: dict[str, Any] | None = None,
+) -> None:  # fmt: skip
     """A whole run's log from its files (analysis/export.py)."""
     log = EventLog(run_dir, config)
     log.rows(rows)
-    log.close(status)
+    log.close(status, provenance)
 
 
 def logged_steps(run_dir: Path) -> dict[str, list[int]]:
@@ -150,4 +155,4 @@ class TensorBoardTracker(RunHook):
             test = {"epoch": summary.epochs, "split": "test",
                     "loss": summary.test_loss, "accuracy": summary.test_accuracy}  # fmt: skip
             self.log.rows([test])
-        self.log.close(summary.status)
+        self.log.close(summary.status, summary.provenance)
