@@ -76,7 +76,9 @@ def completed_cli_run(run_dir: Path, *args: str) -> Path:
     return run_dir
 
 
-def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """`python run.py ARGS` in a subprocess, output captured."""
     return subprocess.run(
         [sys.executable, str(ROOT / "run.py"), *args],
@@ -84,12 +86,15 @@ def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=600,
+        env=env,
     )
 
 
-def run_sweep(sweep_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run_sweep(
+    sweep_dir: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """`python run.py -m ARGS` into `sweep_dir` on tiny FashionMNIST subsets."""
-    return run_cli("-m", *QUICK_SWEEP, f"hydra.sweep.dir={sweep_dir}", *args)
+    return run_cli("-m", *QUICK_SWEEP, f"hydra.sweep.dir={sweep_dir}", *args, env=env)
 
 
 QUICK_SWEEP = ["dataset.subset=512", "batch_size=64", "progress=false", "figures=false"]
@@ -120,7 +125,10 @@ def joblib_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real 2 x 2 x 2-seed multirun under Hydra's joblib launcher, 1 epoch per job."""
 
     def sweep(folder: Path) -> None:
-        result = run_sweep(folder, "epochs=1", "hydra/launcher=joblib", *GRID)
+        # torch's own default thread count, so that the joblib launcher's one thread per job
+        # (test_sweeps) is sweeplab's doing, not OMP_NUM_THREADS's
+        env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+        result = run_sweep(folder, "epochs=1", "hydra/launcher=joblib", *GRID, env=env)
         assert result.returncode == 0, result.stderr[-3000:]
 
     return made_once(tmp_path_factory, "joblib-sweep", sweep)

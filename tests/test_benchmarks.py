@@ -95,10 +95,10 @@ def test_trackers_benchmark_times_each_loggers_hooks_beside_training(tmp_path: P
 def test_search_benchmark_compares_each_search_with_the_unpruned_one_of_its_seed(
     tmp_path: Path,
 ) -> None:
-    # The two ways of running workers (two commands, one command with joblib) beside the
-    # unpruned search; the other pruners differ from these in a config value only.
-    ways = ["no pruning", "median pruner, 2 worker commands x 1 thread",
-            "median pruner, 1 command, joblib 2 jobs x 1 thread"]  # fmt: skip
+    # A search of two worker commands beside the unpruned one of one command: the script's
+    # two ways of running a search (the other ways differ from these in config values only;
+    # tests/test_search.py runs a joblib worker).
+    ways = ["no pruning", "median pruner, 2 worker commands x 1 thread"]
     seeds = ["--seeds", "0", "1", "--pruned-trials", "5"]
     result = run_benchmark("search.py", *seeds, "--only", *ways, "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]

@@ -101,6 +101,7 @@ def steps(client: MlflowClient, run_id: str, key: str) -> list[int]:
     return sorted(metric.step for metric in client.get_metric_history(run_id, key))
 
 
+@pytest.mark.xdist_group("mlflow")  # one worker, one server (the module's)
 @pytest.mark.service
 @pytest.mark.slow
 def test_a_sweep_logs_one_parent_run_and_a_nested_run_per_job(
@@ -134,6 +135,10 @@ def test_a_sweep_logs_one_parent_run_and_a_nested_run_per_job(
         assert json.loads((folder / "trackers.json").read_text())["mlflow"] == {
             mlflow_server.uri: run.info.run_id
         }
+        made = json.loads((folder / "summary.json").read_text())["provenance"]
+        assert run.data.tags["sweeplab.code_version"] == made["code_version"]
+        assert run.data.tags["sweeplab.cpu"] == made["cpu"]
+        assert run.data.tags.get("mlflow.source.git.commit") == made["commit"]  # None: no git
     again = run_sweep(sweep, *SWEEP, *logger)  # every run completed: skipped, nothing logged
     assert again.returncode == 0, again.stderr[-3000:]
     assert len(runs_of(client, sweep)) == 5
@@ -194,6 +199,7 @@ def test_a_server_that_stops_mid_sweep_costs_no_result_and_export_fills_it_once(
     assert state() == after_export  # nothing created twice
 
 
+@pytest.mark.xdist_group("mlflow")  # one worker, one server (the module's)
 @pytest.mark.service
 @pytest.mark.slow
 def test_a_run_killed_and_resumed_is_one_mlflow_run_and_one_tensorboard_log(
@@ -246,6 +252,10 @@ def test_a_sweeps_tensorboard_runs_share_their_hparams_keys_and_export_adds_noth
     folders = sorted(p.parent for p in sweep.glob("*/summary.json"))
     keys = [hparams_keys(folder) for folder in folders]
     assert len(folders) == 4 and all(k == keys[0] for k in keys)  # lenet5 and mlp alike
+    for folder in folders:  # what made the run, in TensorBoard's Text tab
+        events = EventAccumulator(str(folder))
+        events.Reload()
+        assert "provenance/text_summary" in events.Tags()["tensors"]
     assert {"model", "seed", "optimizer.lr", "regularization.weight_decay"} <= keys[0]
     events_before = sorted(p.name for p in sweep.glob("*/events.out.tfevents.*"))
     export = subprocess.run(
