@@ -12,7 +12,8 @@ export NO_MKDOCS_2_WARNING := 1
 # Two tiers of tests (docs/development.md), both on every core (pytest-xdist; a module's
 # shared cluster keeps its tests on one worker by its xdist_group). `make check` leaves out
 # what pyproject.toml marks slow, service or benchmark; `make test` runs everything.
-PYTEST := $(PY) -m pytest -n auto --dist loadgroup
+TEST_WORKERS ?= auto
+PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 FAST_TIER := not slow and not service and not benchmark
 
 run: $(STAMP) data ## train the default model (pass overrides as ARGS="epochs=3 ...")

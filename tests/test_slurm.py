@@ -23,7 +23,7 @@ from tests.conftest import ROOT
 pytestmark = [pytest.mark.service, pytest.mark.slow, pytest.mark.xdist_group("slurm")]
 SLURM = [
     "hydra/launcher=slurm", "hydra.launcher.partition=cpu", "hydra.launcher.cpus_per_task=1",
-    "hydra.launcher.mem_gb=2", "dataset.subset=10240", "batch_size=64", "epochs=5",
+    "hydra.launcher.mem_gb=2", "dataset.subset=20000", "batch_size=64", "epochs=8",
     "progress=false", "figures=false",
 ]  # fmt: skip
 
@@ -147,8 +147,8 @@ def test_a_preempted_job_is_requeued_and_resumes_after_its_last_epoch(
     (metrics,) = tmp_path.glob("*seed=0/metrics.csv")
     rows = pd.read_csv(metrics)
     assert list(zip(rows.epoch, rows.split, strict=True)) == [
-        *((epoch, split) for epoch in range(1, 6) for split in ("train", "val")),
-        (5, "test"),
+        *((epoch, split) for epoch in range(1, 9) for split in ("train", "val")),
+        (8, "test"),
     ]
 
 
