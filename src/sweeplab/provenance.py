@@ -176,18 +176,6 @@ def save_diff(run_dir: Path) -> None:
         (run_dir / DIFF).write_text(diff)
 
 
-def describe(provenance: dict[str, Any] | None) -> str:
-    """One line for a log: code version, commit (dirty), CPU, host."""
-    if not provenance:
-        return UNKNOWN
-    commit = (provenance.get("commit") or "no git")[:10]
-    dirty = " (dirty)" if provenance.get("dirty") else ""
-    return (
-        f"code {provenance.get('code_version')}, commit {commit}{dirty}, "
-        f"{provenance.get('cpu')}, host {provenance.get('host')}"
-    )
-
-
 def provenance_markdown(provenance: dict[str, Any]) -> str:
     """The record as a two-column Markdown table (TensorBoard's Text tab shows it)."""
     flat = {k: v for k, v in provenance.items() if k != "packages"}
