@@ -22,6 +22,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from sweeplab.provenance import UNKNOWN  # provenance of a run written before it was recorded
+
 MARKERS = ("summary.json", "metrics.csv", ".hydra/config.yaml")
 # Folders below a run that hold no run of their own (`stale`: results of other code, kept
 # aside by stale=rerun).
@@ -103,7 +105,6 @@ def _overrides(folder: Path) -> dict[str, str] | None:
 
 
 PROVENANCE = "provenance."  # the prefix of the columns of summary.json's provenance
-UNKNOWN = "unknown"  # provenance of a run written before sweeplab recorded it
 # What a report groups runs by when it checks what made them (never pooled silently).
 MADE_BY = ("code_version", "data_fingerprint", "cpu", "host", "commit")
 

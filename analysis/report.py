@@ -55,6 +55,7 @@ from analysis.stats import (
     metric_values,
     power_table,
     summarise,
+    unpaired_allowed,
 )
 
 CONFIGURATION = "configuration"  # the `factor` of a whole configuration's comparison
@@ -436,7 +437,7 @@ def _configuration_comparisons(done, factors, label, baselines, strata) -> pd.Da
     together with another); the heatmap marks the ones in its slice."""
     configs = done.assign(_configuration=_configuration_names(done, factors))
     base = ", ".join(str(baselines[key]) for key in factors)
-    welch = set(strata) <= {"sweep"}  # unexplained keys: pairs only
+    welch = unpaired_allowed(strata)
     rows = [
         compare_levels(configs, "_configuration", name, base, [REPLICATE, *strata], label, welch)
         for name in configs["_configuration"].unique()

@@ -271,6 +271,12 @@ def verdict(mean_diff: float, p_holm: float) -> str:
     return "higher" if mean_diff > 0 else "lower"
 
 
+def unpaired_allowed(strata: Sequence[str]) -> bool:
+    """Whether Welch's test may stand in for pairs: not when runs differ in keys no factor
+    explains (only pairs that agree on them are comparable); pooled sweeps alone are fine."""
+    return set(strata) <= {"sweep"}
+
+
 def compare_factors(
     runs: pd.DataFrame, factors: list[str], value: str, baselines: dict[str, object],
     strata: Sequence[str] = (),
@@ -284,7 +290,7 @@ def compare_factors(
         for level in levels(runs, factor):
             if str(level) != str(baselines[factor]):
                 rows.append(compare_levels(runs, factor, level, baselines[factor], others, value,
-                                           welch=set(strata) <= {"sweep"}))  # fmt: skip
+                                           welch=unpaired_allowed(strata)))  # fmt: skip
     return pd.DataFrame(rows, columns=RAW_COLUMNS).assign(metric=value)
 
 

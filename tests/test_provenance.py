@@ -148,6 +148,11 @@ def test_an_unknown_stale_value_is_one_line(tmp_path: Path) -> None:
     result = run_cli("stale=maybe", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 2 and result.stderr.strip().count("\n") == 0, result.stderr
     assert "stale" in result.stderr and "rerun" in result.stderr
+    # a sweep: the same line once, before any job (the sweep's stale check)
+    sweep = run_cli("-m", "stale=maybe", "seed=0,1", f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    assert sweep.returncode == 2 and sweep.stderr.strip().count("\n") == 0, sweep.stderr
+    assert "invalid config: stale='maybe'" in sweep.stderr
+    assert not list((tmp_path / "sweep").glob("*/summary.json"))
 
 
 # --- reports over runs that different code, data or machines made ----------------------------
@@ -181,6 +186,7 @@ def test_a_report_over_two_code_versions_and_two_cpus_warns_marks_and_splits_tim
     assert report([str(sweep), "--code-version", "0ther", "--out", str(tmp_path / "one")]) == 0
     one = (tmp_path / "one" / "report.md").read_text()
     assert "- runs: 4 (4 completed)" in one and "Warning" not in one.split("\n- runs:")[0]
+    assert report([str(sweep), "--code-version", "zzz", "--out", str(tmp_path / "no")]) == 2
 
 
 def test_run_folders_without_provenance_load_as_unknown(joblib_sweep: Path, tmp_path: Path) -> None:
