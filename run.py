@@ -8,6 +8,7 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from hydra_plugins.sweeplab_optuna_sweeper import trial_info
 from omegaconf import DictConfig
 
 from sweeplab.config import register_configs
@@ -15,17 +16,20 @@ from sweeplab.errors import SweeplabError
 from sweeplab.modes import record_failure, run_mode
 from sweeplab.run_folder import RunLocked, Summary, note_failed_job
 from sweeplab.runtime import Interrupted, threads_per_job
+from sweeplab.search import objective_of
 from sweeplab.train import RESUME
 
 log = logging.getLogger("sweeplab")
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
-def main(cfg: DictConfig) -> float | None:
-    """Run one job; return its best val accuracy (what the Optuna sweeper maximises).
+def main(cfg: DictConfig) -> float | tuple[float, ...] | None:
+    """Run one job; return its `objective` (best val accuracy by default: what a search
+    optimises; a tuple for several objectives).
 
     In a sweep a failing job records `status: failed` and returns NaN so the other jobs go
-    on; the sweep-end callback then lists the failures and exits non-zero.
+    on; the sweep-end callback then lists the failures and exits non-zero. A search's trial
+    raises instead, so that the sweeper counts the failure with its reason.
     """
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
@@ -34,7 +38,6 @@ def main(cfg: DictConfig) -> float | None:
         cfg.threads = threads_per_job(hydra_cfg.launcher)
     try:
         result = run_mode(cfg, run_dir)
-        return result.best_val_accuracy if isinstance(result, Summary) else None
     except RunLocked as locked:  # another process owns this run: not a failure, not ours
         print(f"sweeplab: {locked}", file=sys.stderr)
         return math.nan
@@ -53,8 +56,12 @@ def main(cfg: DictConfig) -> float | None:
             raise
         log.exception("job %s failed", run_dir)
         failure = err
+    else:  # outside the try: a pruned trial's TrialPruned is no failure
+        return objective_of(cfg, result) if isinstance(result, Summary) else None
     # The job's folder name: its overrides, or their hashed form when they are too long.
     note_failed_job(Path(hydra_cfg.sweep.dir), run_dir.name, failure)
+    if trial_info() is not None:
+        raise failure
     return math.nan
 
 

@@ -74,20 +74,38 @@ def _read_config(folder: Path) -> dict[str, Any]:
     return flatten(_read_yaml(folder / ".hydra" / "config.yaml"))
 
 
-def _runtime_keys(folder: Path) -> list[str]:
+def _hydra_record(folder: Path) -> dict[str, Any]:
+    """Hydra's record of the job (`.hydra/hydra.yaml`), {} without one."""
+    return _read_yaml(folder / ".hydra" / "hydra.yaml").get("hydra") or {}
+
+
+def _runtime_keys(hydra: dict[str, Any]) -> list[str]:
     """The keys the run's own config declared as not changing results: Hydra leaves them out
     of job folder names (`override_dirname.exclude_keys`, set from sweeplab's schema)."""
-    hydra = _read_yaml(folder / ".hydra" / "hydra.yaml").get("hydra", {})
     names = hydra.get("job", {}).get("config", {}).get("override_dirname", {})
     return [str(key) for key in names.get("exclude_keys") or []]
 
 
-def _choices(folder: Path) -> dict[str, str]:
+def _choices(hydra: dict[str, Any]) -> dict[str, str]:
     """The option of each config group the run composed (`model: lenet5_bn`), from Hydra's
     record of the job; Hydra's own groups (`hydra/launcher`, ...) left out."""
-    hydra = _read_yaml(folder / ".hydra" / "hydra.yaml").get("hydra", {})
     choices = (hydra.get("runtime") or {}).get("choices") or {}
     return {str(k): str(v) for k, v in choices.items() if not str(k).startswith("hydra/") and v}
+
+
+def _search_job(hydra: dict[str, Any]) -> dict[str, int | None]:
+    """A search's job: the trial it is, or the trial a confirmation run repeats, from the
+    environment sweeplab's Optuna sweeper gave it (`hydra.job.env_set`); {} for other jobs."""
+    from hydra_plugins.sweeplab_optuna_sweeper.trial import ENV_CONFIRMS, ENV_STUDY, ENV_TRIAL
+
+    env = (hydra.get("job") or {}).get("env_set") or {}
+    if not env.get(ENV_STUDY):
+        return {}
+    number = {key: str(env.get(key) or "").strip() for key in (ENV_TRIAL, ENV_CONFIRMS)}
+    return {
+        "search.trial": int(number[ENV_TRIAL]) if number[ENV_TRIAL] else None,
+        "search.confirms": int(number[ENV_CONFIRMS]) if number[ENV_CONFIRMS] else None,
+    }
 
 
 def _overrides(folder: Path) -> dict[str, str] | None:
@@ -225,7 +243,8 @@ def load_runs(roots: Iterable[str | Path]) -> pd.DataFrame:
             for key in ("input_size", "resize"):  # null: left to the model; the summary has it
                 if config.get(key) is None and summary.get(key) is not None:
                     config[key] = summary[key]
-            runtime_keys.update(_runtime_keys(folder))
+            hydra = _hydra_record(folder)
+            runtime_keys.update(_runtime_keys(hydra))
             row = {
                 "sweep": str(root),
                 "run": str(folder.relative_to(root)) or ".",
@@ -236,7 +255,8 @@ def load_runs(roots: Iterable[str | Path]) -> pd.DataFrame:
             row.update({k: v for k, v in summary.items() if not isinstance(v, dict | list)})
             # A group's column is the option chosen (`model`: lenet5_bn; summaries written
             # before they named the preset hold the family there, which is `model.name`).
-            row.update(_choices(folder))
+            row.update(_choices(hydra))
+            row.update(_search_job(hydra))
             row.update(provenance_columns(summary))
             row.setdefault("model_family", config.get("model.name"))
             overrides[row["path"]] = _overrides(folder)

@@ -21,7 +21,9 @@ from matplotlib.figure import Figure
 
 from analysis.stats import REPLICATE, compare_levels, finish, format_cell
 
-CONFIRMS = "search.confirms"  # the config key a confirmation run carries: the trial it repeats
+# Columns collect.py reads from a job's environment (the sweeper's hydra.job.env_set): the
+# trial a run is, and the trial a confirmation run repeats.
+TRIAL, CONFIRMS = "search.trial", "search.confirms"
 
 
 def search_settings(sweep: Path) -> dict[str, Any] | None:
@@ -31,14 +33,13 @@ def search_settings(sweep: Path) -> dict[str, Any] | None:
     except (OSError, yaml.YAMLError):
         return None
     sweeper = (multirun.get("hydra") or {}).get("sweeper") or {}
-    return sweeper if "sweeplab.optuna_sweeper" in str(sweeper.get("_target_", "")) else None
+    return sweeper if "sweeplab_optuna_sweeper" in str(sweeper.get("_target_", "")) else None
 
 
 def load_study(sweep: Path, settings: dict[str, Any]) -> Any:
     """The sweep's study, read with Optuna (None when its storage holds none yet)."""
     import optuna
-
-    from sweeplab.search import open_storage  # the storage convention the sweeper wrote with
+    from hydra_plugins.sweeplab_optuna_sweeper.study import open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = settings.get("storage") or str(sweep / "study.journal")
@@ -50,21 +51,36 @@ def load_study(sweep: Path, settings: dict[str, Any]) -> Any:
         return None
 
 
-def trial_table(study: Any) -> pd.DataFrame:
-    """One row per trial: number, state, value (a pruned trial's: its last reported value),
-    epochs reached, training seconds, and its parameters."""
+def metric_names(study: Any) -> list[str]:
+    """The study's objectives by name (sweeplab's `objective`), else Optuna's."""
+    names = study.metric_names or [f"objective {i}" for i in range(len(study.directions))]
+    return [str(name) for name in names]
+
+
+def trial_table(study: Any, runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per trial: number, state, value (a pruned trial's: its last reported value;
+    one column per objective where there are several), epochs reached and training seconds
+    (from its run folder), and its parameters."""
+    paths = [str(Path(p).resolve()) for p in runs["path"]]
+    by_folder = dict(zip(paths, runs.itertuples(), strict=True))
     rows = []
     for trial in study.get_trials(deepcopy=False):
         reported = trial.intermediate_values
         last = reported[max(reported)] if reported else None
+        folder = trial.user_attrs.get("folder")
+        run = by_folder.get(str(Path(folder).resolve())) if folder else None
+        values = trial.values or []
+        named = dict(zip(metric_names(study), values, strict=False))
         rows.append(
             {
                 "trial": trial.number,
                 "state": trial.state.name.lower(),
-                "value": trial.value if trial.value is not None else last,
-                "epochs": trial.user_attrs.get("epochs") or (max(reported) if reported else None),
-                "train_seconds": trial.user_attrs.get("train_seconds"),
-                "folder": trial.user_attrs.get("folder"),
+                "value": values[0] if values else last,
+                **(named if len(study.directions) > 1 else {}),
+                "epochs": getattr(run, "epochs_completed", None)
+                or (max(reported) if reported else None),
+                "train_seconds": getattr(run, "train_seconds", None),
+                "folder": folder,
                 **trial.params,
             }
         )
@@ -132,26 +148,32 @@ def add_search_sections(
     study = load_study(sweep, settings) if settings else None
     if study is None or not study.get_trials(deepcopy=False):
         return
+    from hydra_plugins.sweeplab_optuna_sweeper.study import pruner_of
     from optuna import importance
     from optuna.visualization import matplotlib as optuna_plots
 
-    from sweeplab.search import PRUNER_ATTR, SEARCH_ATTR  # the keys the sweeper wrote
-
-    trials = trial_table(study)
+    trials = trial_table(study, runs)
     counts = trials["state"].value_counts()
-    maximize = study.direction.name == "MAXIMIZE"
     page.heading(f"Search: study {study.study_name}")
-    pruner = study.user_attrs.get(PRUNER_ATTR, {}).get("name", "?")
-    made = study.user_attrs.get(SEARCH_ATTR, {})
+    pruner, _ = pruner_of(study.user_attrs)
+    objectives = ", ".join(
+        f"{name} ({d.name.lower()})"
+        for name, d in zip(metric_names(study), study.directions, strict=True)
+    )
     page.text(
         f"- {len(trials)} trials: {counts.get('complete', 0)} completed, "
         f"{counts.get('pruned', 0)} pruned, {counts.get('fail', 0)} failed, "
         f"{counts.get('running', 0)} running",
-        f"- sampler {made.get('sampler', '?')}, pruner {pruner}; objective: the best val "
-        f"accuracy of a run ({study.direction.name.lower()}); test accuracy is never used",
+        f"- sampler {study.user_attrs.get('search.sampler', '?')}, pruner {pruner}; "
+        f"objective: {objectives}; test accuracy is never used",
         f"- read it: optuna.load_study(study_name={study.study_name!r}, storage=...) on "
         f"{settings.get('storage') or sweep / 'study.journal'}",
     )
+    if len(study.directions) > 1:
+        _pareto(page, study, trials, out)
+        _pruned(page, runs)
+        return
+    maximize = study.direction.name == "MAXIMIZE"
     done = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
     if done:
         best = study.best_trial
@@ -185,6 +207,28 @@ def add_search_sections(
             page.figure(out / "search_parallel.png", "parallel coordinates of the searched keys")
     _pruned(page, runs)
     _confirmation(page, runs, factors)
+
+
+def _pareto(page: Any, study: Any, trials: pd.DataFrame, out: Path) -> None:
+    """A multi-objective search: the Pareto front as a table and, for two or three
+    objectives, Optuna's own Pareto-front plot."""
+    front = sorted(t.number for t in study.best_trials)
+    if not front:
+        return
+    names = metric_names(study)
+    table = trials[trials["trial"].isin(front)].drop(columns=["state", "value", "epochs"])
+    page.heading("Pareto front")
+    page.text(
+        f"{len(front)} of {int((trials['state'] == 'complete').sum())} completed trials are on "
+        "the front: no other trial is at least as good on every objective and better on one."
+    )
+    page.table(table.sort_values(names[0]), "The Pareto-optimal trials, by the first objective")
+    from optuna.visualization import matplotlib as optuna_plots
+
+    if len(names) <= 3 and _optuna_figure(
+        optuna_plots.plot_pareto_front, study, out / "search_pareto.png"
+    ):
+        page.figure(out / "search_pareto.png", "Pareto front (every completed trial)")
 
 
 def _pruned(page: Any, runs: pd.DataFrame) -> None:

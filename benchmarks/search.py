@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from common import ROOT, machine, print_table, write_csv
+from hydra_plugins.sweeplab_optuna_sweeper.trial import ENV_TRIAL
 from omegaconf import OmegaConf
 
 WITHIN = 0.003  # "within 0.3 points of its final best"
@@ -74,7 +75,8 @@ def finished_runs(sweep: Path) -> list[dict[str, Any]]:
     runs = []
     for path in sweep.glob("*/summary.json"):
         run = json.loads(path.read_text())
-        run["trial"] = OmegaConf.load(path.parent / ".hydra" / "config.yaml").search.trial
+        job = OmegaConf.load(path.parent / ".hydra" / "hydra.yaml").hydra.job  # the sweeper's
+        run["trial"] = int(job.env_set[ENV_TRIAL])  # record of the trial, in the job's env
         runs.append(run)
     return sorted((r for r in runs if r.get("finished_at")), key=lambda r: r["finished_at"])
 

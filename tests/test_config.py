@@ -103,8 +103,8 @@ def test_runtime_keys_are_declared_once_and_hydra_names_job_folders_without_them
     cfg = compose_config(with_hydra=True)
     excluded = list(cfg.hydra.job.config.override_dirname.exclude_keys)
     assert excluded == ["experiment", "hparams_search", "logger", *keys]
-    # the trackers' and a search trial's keys: how a run is watched, not what it computes
-    assert {"logger.mlflow.tracking_uri", "search.trial", "search.storage"} <= set(keys)
+    # the trackers' keys and what a search reads: how a run is watched, not what it computes
+    assert {"logger.mlflow.tracking_uri", "objective"} <= set(keys)
 
 
 def test_defaults_are_lenet5_on_fashion(make_cfg) -> None:
@@ -195,4 +195,5 @@ def test_config_hash_ignores_runtime_keys_but_not_results_keys(make_cfg) -> None
 def test_a_search_file_sets_its_own_sweep_folder_and_epochs(make_cfg) -> None:
     cfg = make_cfg("hparams_search=fashion_optuna", with_hydra=True)
     assert cfg.hydra.sweep.dir == "multirun/fashion_optuna" and cfg.epochs == 3
-    assert cfg.hydra.sweeper._target_.endswith("optuna_sweeper.SearchSweeper")
+    assert cfg.hydra.sweeper._target_.endswith("optuna_sweeper.SweeplabOptunaSweeper")
+    assert cfg.hydra.sweeper.metric_names == "val_accuracy"  # the run's objective, by name

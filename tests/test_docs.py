@@ -29,10 +29,10 @@ import yaml
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException
+from hydra_plugins.sweeplab_optuna_sweeper._space import SearchError, distribution
 from omegaconf import DictConfig, open_dict
 from optuna.distributions import CategoricalDistribution
 
-from hydra_plugins.sweeplab._search import SearchError, distribution
 from sweeplab.config import Mode, check_config, register_configs
 from sweeplab.datasets import dataset_spec
 from sweeplab.errors import SweeplabError

@@ -48,6 +48,9 @@ class Stale(StrEnum):
     keep = "keep"  # keep it as it is, knowingly
 
 
+# objective= -> the Summary field a run returns to a search
+OBJECTIVES = {"val_accuracy": "best_val_accuracy", "params": "params",
+              "train_seconds": "train_seconds"}  # fmt: skip
 STALE_CHOICES = "use stop (the default), rerun (train again) or keep (keep as they are)"
 
 
@@ -146,17 +149,6 @@ class LoggerConfig:
 
 
 @dataclass
-class TrialConfig:
-    """Set by sweeplab's search sweeper on each trial it launches: the study's storage and
-    name, and the trial's number, so the run reports to its trial after each epoch."""
-
-    storage: str | None = None
-    study: str | None = None
-    trial: int | None = None
-    confirms: int | None = None  # a confirmation run: the trial whose configuration it repeats
-
-
-@dataclass
 class PredictConfig:
     n: int = 5  # test images that mode=predict shows
 
@@ -193,7 +185,9 @@ class RunConfig:
     predict: PredictConfig = field(default_factory=PredictConfig, metadata=RUNTIME)
     figures: bool = field(default=True, metadata=RUNTIME)
     logger: LoggerConfig = field(default_factory=LoggerConfig, metadata=RUNTIME)
-    search: TrialConfig = field(default_factory=TrialConfig, metadata=RUNTIME)
+    # What the run returns to a search (sweeplab's Optuna sweeper): one of OBJECTIVES, or a
+    # list of them for a multi-objective search (hydra.sweeper.direction then lists as many).
+    objective: Any = field(default="val_accuracy", metadata=RUNTIME)
     progress: bool = field(default=True, metadata=RUNTIME)  # tqdm bars (off when not a terminal)
     # What a rerun does with runs other code or data made: stop, rerun or keep (class Stale);
     # a plain string, so that a wrong value is sweeplab's one line, not Hydra's traceback.
@@ -306,6 +300,13 @@ def _reject_unknown_keys(node: DictConfig, prefix: str = "") -> None:
             _reject_unknown_keys(child, f"{name}.")
 
 
+def objective_names(objective: Any) -> list[str]:
+    """`objective` as a list of names (one for a single-objective search)."""
+    if isinstance(objective, list | tuple) or OmegaConf.is_list(objective):
+        return [str(name) for name in objective]
+    return [str(objective)]
+
+
 def check_config(cfg: DictConfig) -> RunConfig:
     """Check value ranges and return the config as dataclass objects; raise on the first bad one."""
     _reject_unknown_keys(cfg)
@@ -316,6 +317,10 @@ def check_config(cfg: DictConfig) -> RunConfig:
     require(run.threads >= 0, "threads", run.threads, "must be >= 0 (0 = torch's default)")
     require(run.stale in list(Stale), "stale", run.stale, STALE_CHOICES)
     require(run.predict.n >= 1, "predict.n", run.predict.n, "must be at least 1")
+    objectives = objective_names(run.objective)
+    unknown = [name for name in objectives if name not in OBJECTIVES]
+    require(not unknown and bool(objectives), "objective", run.objective,
+            f"use {', '.join(OBJECTIVES)}, or a list of them")  # fmt: skip
 
     assert isinstance(run.model, ModelConfig)
     model = model_spec(run.model.name)
@@ -387,10 +392,8 @@ def as_container(run: RunConfig) -> dict[str, Any]:
 def config_hash(run: RunConfig) -> str:
     """A short hash of everything in the checked config that can change a run's numbers."""
     container = as_container(run)
-    # Trackers and search trials came after the hash: dropping their whole nodes keeps every
-    # earlier hash.
+    # Trackers came after the hash: dropping their whole node keeps every earlier hash.
     container.pop("logger")
-    container.pop("search")
     for key in runtime_keys():
         *parents, leaf = key.split(".")
         node = container

@@ -1,9 +1,9 @@
-"""The run's side of a search: the model-dependent part of the space, the study's storage,
-and the hook that reports each epoch's val accuracy to the trial and stops a losing run.
+"""The run's side of a search by sweeplab's Optuna sweeper (`plugins/sweeplab_optuna_sweeper`):
+the model-dependent part of the space, and the hook that reports each epoch's val accuracy to
+the trial and stops a losing run.
 
-sweeplab's search sweeper (`src/hydra_plugins/sweeplab/`) launches each trial with
-`search.storage`, `search.study` and `search.trial` set; `train_and_evaluate` then adds a
-`TrialReporter` to its hooks. Optuna is imported only then.
+The run asks the sweeper's public API for its trial (`current_trial()`, from the job's
+environment), as any Hydra app would; Optuna is imported only when the run is a trial.
 """
 
 from __future__ import annotations
@@ -12,22 +12,21 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hydra_plugins.sweeplab_optuna_sweeper import current_trial, trial_info
+from hydra_plugins.sweeplab_optuna_sweeper.study import pruner_of
 from omegaconf import DictConfig
 
-from sweeplab.config import RunConfig, TrialConfig
+from sweeplab.config import OBJECTIVES, RunConfig, objective_names
 from sweeplab.hooks import EpochEnd, RunHook
+from sweeplab.run_folder import Summary
 
 if TYPE_CHECKING:
-    from optuna.storages import BaseStorage
     from optuna.trial import Trial
 
 log = logging.getLogger(__name__)
 
 # model field -> (low, high) of a uniform search, for every model that has the field
 MODEL_RANGES = {"dropout": (0.0, 0.5)}
-PRUNER_ATTR = "sweeplab.pruner"  # the study's pruner: {"name": ..., "args": {...}}
-SEARCH_ATTR = "sweeplab.search"  # what made the study: space, sampler, direction, objective
-JOURNAL_SUFFIX = ".journal"
 
 
 def model_search_space(cfg: DictConfig, trial: Trial) -> None:
@@ -38,50 +37,17 @@ def model_search_space(cfg: DictConfig, trial: Trial) -> None:
             trial.suggest_float(f"model.{key}", low, high)
 
 
-def open_storage(storage: str) -> BaseStorage | str:
-    """A `*.journal` path as Optuna's journal file storage (safe for many processes at once);
-    anything else is an RDB URL for Optuna (sqlite:///..., postgresql://...)."""
-    if not storage.endswith(JOURNAL_SUFFIX):
-        return storage
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
-
-    Path(storage).parent.mkdir(parents=True, exist_ok=True)
-    return JournalStorage(JournalFileBackend(storage))
-
-
-# hydra.sweeper.pruner -> Optuna's pruner class
-PRUNERS = {
-    "none": "NopPruner",
-    "median": "MedianPruner",
-    "successive_halving": "SuccessiveHalvingPruner",
-    "hyperband": "HyperbandPruner",
-}
-
-
-def make_pruner(name: str, args: dict[str, Any]) -> Any:
-    """Optuna's pruner `name` (a key of PRUNERS) with its keyword arguments."""
-    import optuna
-
-    return getattr(optuna.pruners, PRUNERS[name])(**args)
-
-
 class TrialReporter(RunHook):
     """After each epoch: the val accuracy to the trial, and the pruner's verdict to the run.
     After the last epoch the pruner is not asked: stopping then saves nothing, and the trial
-    that trained every epoch is completed, with its test accuracy."""
+    that trained every epoch is completed, with its test accuracy. A study of several
+    objectives cannot be pruned: nothing is reported to it."""
 
-    def __init__(self, settings: TrialConfig) -> None:
-        import optuna
-
-        assert settings.storage and settings.study and settings.trial is not None
-        study = optuna.load_study(study_name=settings.study, storage=open_storage(settings.storage))
-        spec = study.user_attrs.get(PRUNER_ATTR, {"name": "none", "args": {}})
-        study.pruner = make_pruner(spec["name"], spec["args"])
-        (frozen,) = [t for t in study.get_trials(deepcopy=False) if t.number == settings.trial]
-        self.trial = optuna.trial.Trial(study, frozen._trial_id)
+    def __init__(self, trial: Trial) -> None:
+        self.trial = trial
+        frozen = trial.study.get_trials(deepcopy=False)[trial.number]
         self.reported = set(frozen.intermediate_values)
-        self.pruner = spec["name"]
+        self.pruner, _ = pruner_of(trial.study.user_attrs)
         self.epochs = 0  # the run's, from start()
 
     def _report(self, value: float, epoch: int) -> None:
@@ -106,6 +72,24 @@ class TrialReporter(RunHook):
         return None
 
 
-def search_hooks(settings: TrialConfig) -> list[RunHook]:
-    """The trial reporter when the run is a search's trial, else nothing."""
-    return [TrialReporter(settings)] if settings.trial is not None else []
+def search_hooks() -> list[RunHook]:
+    """The trial reporter when the run is a trial of a single-objective search, else nothing."""
+    trial = current_trial()
+    if trial is None or len(trial.study.directions) > 1:
+        return []
+    return [TrialReporter(trial)]
+
+
+def objective_of(cfg: DictConfig, summary: Summary) -> float | tuple[float, ...]:
+    """What the run returns to a search: its `objective` values (NaN where a run did not
+    reach one). A trial the pruner stopped raises optuna.TrialPruned, as Optuna's own
+    objectives do, so that the sweeper tells the study it was pruned."""
+    if summary.status == "pruned" and trial_info() is not None:
+        import optuna
+
+        raise optuna.TrialPruned(summary.error or "pruned")
+    values = []
+    for name in objective_names(cfg.objective):
+        value = getattr(summary, OBJECTIVES[name])
+        values.append(float("nan") if value is None else float(value))
+    return values[0] if len(values) == 1 else tuple(values)

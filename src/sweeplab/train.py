@@ -104,7 +104,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, hooks: Sequence[RunHook] 
     run = check_config(cfg)
     spec = dataset_spec(run.dataset.name)
     # Trackers and a search's trial reporter; a missing tracker package stops here, before work.
-    chosen = [*tracker_hooks(run.logger), *search_hooks(run.search)]
+    chosen = [*tracker_hooks(run.logger), *search_hooks()]
     with ExitStack() as held:  # released in reverse: summary written, signals restored, unlocked
         held.enter_context(folder_lock(run_dir))  # one owner; another process gets RunLocked
         run_hash = config_hash(run)

@@ -7,6 +7,9 @@ loses the report and leaves the other jobs' results unlisted. Here such a job ge
 note and `status: failed` in its run folder, and the sweep goes on to its end, where the
 sweep-end callback lists it and exits 1. Preemption is unchanged: submitit requeues the job
 on SIGUSR2 and Hydra's `checkpoint()` resumes it, and the run resumes from its last.pt.
+
+sweeplab's run folder (and so torch) is imported only when a job needs a failure note: Hydra
+imports every installed plugin whenever any Hydra app starts.
 """
 
 from __future__ import annotations
@@ -22,8 +25,6 @@ import yaml
 from hydra.core.utils import JobReturn, JobStatus
 from hydra_plugins.hydra_submitit_launcher import submitit_launcher
 
-from sweeplab.run_folder import SUMMARY, Summary, note_failed_job
-
 log = logging.getLogger(__name__)
 
 
@@ -37,6 +38,8 @@ def _run_folder(sweep_dir: Path, overrides: list[str]) -> Path | None:
 
 def record_uncompleted(sweep_dir: Path, overrides: list[str], error: Exception) -> None:
     """Note a job that produced no result as failed, in the sweep and in its run folder."""
+    from sweeplab.run_folder import SUMMARY, Summary, note_failed_job
+
     reason = str(error).splitlines()[0]
     state = next((line for line in str(error).splitlines() if "state:" in line), reason)
     message = f"the cluster ended the job without a result ({state.split('(')[-1].rstrip(')')})"
