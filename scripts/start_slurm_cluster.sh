@@ -43,16 +43,20 @@ read -r CTLD_PORT SLURMD_PORT DBD_PORT DB_PORT < "$DIR/ports"
 
 # munge: SLURM's clients (sacctmgr among them) reach munged only on its standard socket, so
 # the cluster uses the munged that answers there, or starts one there with a key of its own.
+# munged runs as the munge user, who cannot enter a private folder such as pytest's, so its
+# key, pid, seed and log live in a folder of this cluster's own under munge's /run/munge.
+MUNGE_DIR=/run/munge/sweeplab-$(printf %s "$DIR" | md5sum | cut -c1-12)
 if ! munge -n </dev/null >/dev/null 2>&1; then
-  chown munge:munge "$DIR/munge" && chmod 700 "$DIR/munge"
-  if [ ! -s "$DIR/munge/munge.key" ]; then
-    dd if=/dev/urandom of="$DIR/munge/munge.key" bs=1024 count=1 status=none
+  mkdir -p "$MUNGE_DIR" && chown munge:munge /run/munge "$MUNGE_DIR" && chmod 700 "$MUNGE_DIR"
+  if [ ! -s "$MUNGE_DIR/munge.key" ]; then
+    dd if=/dev/urandom of="$MUNGE_DIR/munge.key" bs=1024 count=1 status=none
   fi
-  chown munge:munge "$DIR/munge/munge.key" && chmod 400 "$DIR/munge/munge.key"
-  mkdir -p /run/munge && chown munge:munge /run/munge
-  runuser -u munge -- munged --key-file="$DIR/munge/munge.key" \
-    --pid-file="$DIR/munge/munged.pid" --seed-file="$DIR/munge/munge.seed" \
-    --log-file="$DIR/munge/munged.log" || fail "munged did not start: $(tail -1 "$DIR/munge/munged.log")"
+  chown munge:munge "$MUNGE_DIR/munge.key" && chmod 400 "$MUNGE_DIR/munge.key"
+  runuser -u munge -- munged --key-file="$MUNGE_DIR/munge.key" \
+    --pid-file="$MUNGE_DIR/munged.pid" --seed-file="$MUNGE_DIR/munge.seed" \
+    --log-file="$MUNGE_DIR/munged.log" \
+    || fail "munged did not start: $(tail -1 "$MUNGE_DIR/munged.log" 2>/dev/null)"
+  echo "$MUNGE_DIR" > "$DIR/munge/started"  # for stop_slurm_cluster.sh
 fi
 
 # MariaDB: its own data folder, socket and port, for slurmdbd's accounting database

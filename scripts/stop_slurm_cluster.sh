@@ -4,11 +4,13 @@
 # The folder stays (its logs); remove it to start afresh.
 set -uo pipefail
 DIR=$(realpath -m "${1:-${TMPDIR:-/tmp}/sweeplab-slurm}")
-for pid_file in run/slurmd.pid run/slurmctld.pid run/slurmdbd.pid run/mysql.pid munge/munged.pid; do
-  [ -s "$DIR/$pid_file" ] || continue
-  pid=$(cat "$DIR/$pid_file")
+MUNGE_DIR=$(cat "$DIR/munge/started" 2>/dev/null || true)  # a munged this cluster started
+for pid_file in "$DIR"/run/{slurmd,slurmctld,slurmdbd,mysql}.pid ${MUNGE_DIR:+"$MUNGE_DIR/munged.pid"}; do
+  [ -s "$pid_file" ] || continue
+  pid=$(cat "$pid_file")
   kill "$pid" 2>/dev/null || continue
   for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   kill -9 "$pid" 2>/dev/null || true
 done
+[ -n "$MUNGE_DIR" ] && rm -rf "$MUNGE_DIR" "$DIR/munge/started"
 exit 0

@@ -23,8 +23,7 @@ from tests.conftest import ROOT
 pytestmark = [pytest.mark.service, pytest.mark.slow, pytest.mark.xdist_group("slurm")]
 SLURM = [
     "hydra/launcher=slurm", "hydra.launcher.partition=cpu", "hydra.launcher.cpus_per_task=1",
-    "hydra.launcher.mem_gb=2", "dataset.subset=20000", "batch_size=64", "epochs=8",
-    "progress=false", "figures=false",
+    "hydra.launcher.mem_gb=2", "batch_size=64", "progress=false", "figures=false",
 ]  # fmt: skip
 
 
@@ -61,15 +60,15 @@ def sweep(sweep_dir: Path, *args: str) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
-def slurm_job(sweep_dir: Path, seed: int, process: subprocess.Popen[str]) -> str:
-    """The SLURM job id of the sweep's job for `seed` (its array index here), once the job has
-    saved an epoch: `<job>_<index>` in an array of several, `<job>` alone."""
+def slurm_job(sweep_dir: Path, folder: str, index: int, process: subprocess.Popen[str]) -> str:
+    """The SLURM job id of the sweep's job number `index`, whose folder ends with `folder`,
+    once the job has saved an epoch: `<job>_<index>` in an array of several, `<job>` alone."""
     deadline = time.monotonic() + 300
-    while not list(sweep_dir.glob(f"*seed={seed}/checkpoints/last.pt")):
+    while not list(sweep_dir.glob(f"*{folder}/checkpoints/last.pt")):
         assert process.poll() is None and time.monotonic() < deadline, "the job never started"
         time.sleep(0.2)
     queue = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout
-    jobs = [job for job in queue.split() if job.endswith(f"_{seed}") or job.isdigit()]
+    jobs = [job for job in queue.split() if job.endswith(f"_{index}") or job.isdigit()]
     assert len(jobs) == 1, queue
     return jobs[0]
 
@@ -106,21 +105,22 @@ def accounted_end_states(job: str, tasks: int, timeout: float) -> list[str]:
         time.sleep(1)
 
 
-def summary(sweep_dir: Path, seed: int) -> dict:
-    (path,) = sweep_dir.glob(f"*seed={seed}/summary.json")
+def summary(sweep_dir: Path, folder: str) -> dict:
+    (path,) = sweep_dir.glob(f"*{folder}/summary.json")
     return json.loads(path.read_text())
 
 
 def test_a_cancelled_job_is_one_failed_job_and_the_sweep_ends_with_its_report(
     cluster: None, tmp_path: Path
 ) -> None:
-    process = sweep(tmp_path, "seed=0,1")
-    subprocess.run(["scancel", slurm_job(tmp_path, 1, process)], check=True)
+    # Job 0 trains one epoch; job 1 would train for minutes, and is cancelled after its first.
+    process = sweep(tmp_path, "dataset.subset=20000", "epochs=1,40")
+    subprocess.run(["scancel", slurm_job(tmp_path, "epochs=40", 1, process)], check=True)
     _, stderr = process.communicate(timeout=600)
     assert process.returncode == 1 and "Traceback" not in stderr, stderr[-3000:]
     assert "sweeplab: 1 job(s) failed" in stderr and "CANCELLED" in stderr
-    assert summary(tmp_path, 0)["status"] == "completed"  # the other job's result is kept
-    cancelled = summary(tmp_path, 1)
+    assert summary(tmp_path, "epochs=1")["status"] == "completed"  # the other job's result
+    cancelled = summary(tmp_path, "epochs=40")
     assert cancelled["status"] == "failed" and "CANCELLED" in cancelled["error"]
     report = (tmp_path / "report" / "report.md").read_text()
     assert "- runs: 2 (1 completed, 1 failed)" in report
@@ -129,19 +129,19 @@ def test_a_cancelled_job_is_one_failed_job_and_the_sweep_ends_with_its_report(
 def test_a_preempted_job_is_requeued_and_resumes_after_its_last_epoch(
     cluster: None, tmp_path: Path
 ) -> None:
-    process = sweep(tmp_path, "seed=0")
-    job = slurm_job(tmp_path, 0, process)
+    process = sweep(tmp_path, "dataset.subset=8192", "epochs=8", "seed=0")
+    job = slurm_job(tmp_path, "seed=0", 0, process)
     subprocess.run(["scancel", f"--signal={signal.SIGUSR2.name[3:]}", job], check=True)
     deadline = time.monotonic() + 60
     while not list(tmp_path.glob("*seed=0/summary.json")):
         assert time.monotonic() < deadline, "the preempted run wrote no status"
         time.sleep(0.2)
-    noted = summary(tmp_path, 0)  # what the folder says while SLURM holds the requeued job
+    noted = summary(tmp_path, "seed=0")  # what the folder says while SLURM holds the requeued job
     assert noted["status"] == "interrupted" and noted["error"].startswith("SIGUSR2")
     release_when_pending(job)  # SLURM would hold the requeued job about two minutes
     _, stderr = process.communicate(timeout=600)
     assert process.returncode == 0, stderr[-3000:]
-    assert summary(tmp_path, 0)["status"] == "completed"
+    assert summary(tmp_path, "seed=0")["status"] == "completed"
     (log,) = tmp_path.glob("*seed=0/run.log")
     assert "resuming" in log.read_text() and "after epoch" in log.read_text()
     (metrics,) = tmp_path.glob("*seed=0/metrics.csv")
@@ -154,8 +154,7 @@ def test_a_preempted_job_is_requeued_and_resumes_after_its_last_epoch(
 
 def test_slurm_array_tasks_are_workers_of_one_search(cluster: None, tmp_path: Path) -> None:
     import optuna
-
-    from sweeplab.search import open_storage
+    from hydra_plugins.sweeplab_optuna_sweeper.study import open_storage
 
     sweep_dir = tmp_path / "sweep"
     worker = (
