@@ -251,3 +251,30 @@ def test_another_search_on_a_stored_study_stops_with_one_line(grid_search: Path,
     (line,) = result.stderr.strip().splitlines()
     assert "was made by another search (space.batch_size: 'choice of 64, 4096' there, " in line
     assert "'choice of 32, 64' here)" in line
+
+
+@pytest.mark.slow
+def test_accuracy_against_size_is_a_pareto_front_in_the_sweep_folder_and_the_report(
+    tmp_path: Path,
+) -> None:
+    args = [*SEARCH, "hparams_search=fashion_optuna", "epochs=1", "hydra.sweeper.n_trials=3",
+            "model=choice(lenet5,mlp,lenet5_bn)", "objective=[val_accuracy,params]",
+            "hydra.sweeper.direction=[maximize,minimize]",
+            "hydra/sweeper/sampler=nsgaii"]  # fmt: skip
+    result = run_sweep(tmp_path, *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    study = study_of(tmp_path, "fashion_optuna")
+    assert study.metric_names == ["val_accuracy", "params"]
+    params = {t.number: t.values[1] for t in study.trials}
+    for name, summary in summaries(tmp_path).items():  # each trial told its run's numbers
+        (trial,) = [t for t in study.trials if Path(t.user_attrs["folder"]).name == name]
+        assert trial.values == [summary["best_val_accuracy"], summary["params"]]
+    front = pd.read_csv(tmp_path / "pareto.csv")
+    assert list(front.columns[:3]) == ["trial", "val_accuracy", "params"]
+    assert set(front["trial"]) == {t.number for t in study.best_trials} and len(params) == 3
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert (
+        "## Pareto front" in text
+        and "objective: val_accuracy (maximize), params (minimize)" in text
+    )
+    assert (tmp_path / "report" / "search_pareto.png").exists()

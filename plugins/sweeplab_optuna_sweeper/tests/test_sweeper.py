@@ -14,8 +14,9 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
+from hydra_plugins.sweeplab_optuna_sweeper._space import parse
 from hydra_plugins.sweeplab_optuna_sweeper.study import open_storage
-from optuna.distributions import CategoricalDistribution, FloatDistribution
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "example"
@@ -79,6 +80,10 @@ def test_hydras_sphere_example_runs_unchanged_and_draws_what_hydras_sweeper_draw
     assert best["best_value"] == min(p["x"] ** 2 + p["y"] ** 2 for p in expected)
     assert set(best["best_params"]) == {"x", "y"}
     assert f"best: trial {best['best_trial']}, value {best['best_value']:.6g}" in result.stdout
+    x, y = best["best_params"]["x"], best["best_params"]["y"]
+    assert f"its folder: {sweep / str(best['best_trial'])}" in result.stdout
+    again = f"run it again: python {EXAMPLE / 'sphere.py'} x={x} y={y}\n"  # as it was typed
+    assert again in result.stdout
 
 
 def test_hydras_multi_objective_example_writes_its_pareto_front(tmp_path: Path) -> None:
@@ -286,6 +291,7 @@ def test_the_same_command_resumes_and_two_commands_are_two_workers(
     first = run_app(app, f"hydra.sweep.dir={sweep}", "hydra.sweeper.n_trials=2")
     again = run_app(app, f"hydra.sweep.dir={sweep}", "hydra.sweeper.n_trials=2")
     assert first.returncode == again.returncode == 0 and "Launching" not in again.stdout
+    assert "2 of 2 trials done (n_trials=2): nothing to run" in again.stdout
     command = [sys.executable, str(app), "-m", f"hydra.sweep.dir={sweep}",
                "hydra.sweeper.n_trials=8"]  # fmt: skip
     workers = [subprocess.Popen(command, cwd=app.parent, stderr=subprocess.PIPE, text=True)
@@ -310,3 +316,26 @@ def test_the_plugin_imports_neither_torch_nor_sweeplab_in_a_plain_apps_task(
     alone, in_search = seen.read_text().splitlines()
     assert alone == ""  # Hydra imported every plugin: no torch, no sweeplab, no Optuna
     assert in_search == "optuna"  # the search itself needs Optuna, nothing more
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [  # hydra-optuna-sweeper's own test table, and a mixed choice
+        ("x=range(1,3)", IntDistribution(1, 3)),  # 3 included, as that sweeper reads it
+        ("x=range(0,10,step=5)", IntDistribution(0, 10, step=5)),
+        ("x=range(0.5,5.5,step=1)", FloatDistribution(0.5, 5.5, step=1)),  # a stepped float
+        ("x=interval(1,5)", FloatDistribution(1, 5)),
+        ("x=int(interval(1,5))", IntDistribution(1, 5)),  # an interval of ints
+        ("x=tag(log,interval(1e-4,1e-1))", FloatDistribution(1e-4, 1e-1, log=True)),
+        ("x=tag(log,int(interval(1,64)))", IntDistribution(1, 64, log=True)),
+        ("x=shuffle(range(1,3))", CategoricalDistribution([1, 2])),  # shuffle: a choice
+        ("x=choice(1,'a',true,0.5)", CategoricalDistribution([1, "a", True, 0.5])),
+    ],
+)
+def test_the_override_grammar_reads_as_hydras_optuna_sweeper_reads_it(line: str, expected) -> None:
+    space, fixed = parse([line, "y=3"])
+    assert fixed == ["y=3"]
+    if "shuffle" in line:  # in the order shuffle drew
+        assert set(space["x"].choices) == set(expected.choices)
+    else:
+        assert space == {"x": expected}

@@ -241,6 +241,10 @@ class Search:
         self._work()
         for thread in threads:
             thread.join()
+        if not self.told and self.stop_reason is None:
+            done = len(self.study.get_trials(deepcopy=False))
+            log.info("%d of %d trials done (n_trials=%d): nothing to run", done, self.n_trials,
+                     self.n_trials)  # fmt: skip
         if self.stop_reason is None and self.settings.confirm > 0:
             self._confirm()
         _results.write(self)

@@ -7,9 +7,12 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import shlex
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hydra_plugins.sweeplab_optuna_sweeper.study import ERROR, FOLDER
+from hydra_plugins.sweeplab_optuna_sweeper.study import ERROR, FOLDER, OVERRIDES
 from omegaconf import OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
@@ -50,6 +53,12 @@ def progress(search: Search, trial: FrozenTrial) -> None:
     log.info(line)
 
 
+def again(search: Search, trial: FrozenTrial) -> str:
+    """A command that runs the trial's configuration once more, outside the search."""
+    overrides = [*trial.user_attrs.get(OVERRIDES, []), *search.fixed]
+    return shlex.join([Path(sys.executable).name, sys.argv[0], *overrides])
+
+
 def _serialisable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
@@ -69,6 +78,8 @@ def write(search: Search) -> None:
         results |= {"best_params": best.params, "best_value": best.value}
         results |= {"best_trial": best.number, "best_folder": best.user_attrs.get(FOLDER)}
         log.info("best: trial %d, %s, %s", best.number, _values(search, best), best.params)
+        log.info("its folder: %s", best.user_attrs.get(FOLDER, "?"))
+        log.info("run it again: %s", again(search, best))
     else:
         front = sorted(study.best_trials, key=lambda t: t.number)
         results["solutions"] = [
