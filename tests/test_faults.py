@@ -102,6 +102,11 @@ def test_a_run_stopped_mid_epoch_then_run_again_finishes_as_if_never_stopped(
         )
         summary = json.loads((stopped / "summary.json").read_text())
         assert summary["status"] == "interrupted" and summary["error"].startswith(stop.name)
+        last = Checkpoint.load(stopped / "checkpoints" / "last.pt")
+        # how far it got, as its last checkpoint has it (not nulls)
+        assert summary["epochs_completed"] == last.epoch >= 1
+        assert summary["best_val_accuracy"] == last.best_val_accuracy
+        assert summary["best_epoch"] == last.best_epoch
     assert Checkpoint.load(stopped / "checkpoints" / "last.pt").epoch < 5
 
     again = run_cli(*CLI_ARGS, f"hydra.run.dir={stopped}")
@@ -308,3 +313,17 @@ def test_an_unwritable_output_folder_is_one_line_before_any_work(
     result = run_cli(*(arg.format(bad=bad) for arg in args))
     assert result.returncode == 2 and result.stderr.strip().count("\n") == 0
     assert f"cannot write the output folder {bad}" in result.stderr and key in result.stderr
+
+
+def test_a_sweep_given_the_single_runs_folder_key_says_to_use_the_sweeps(tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("")  # the sweep stops at its folder check: nothing trains
+    bad = not_a_folder / "out"
+    result = run_cli("-m", "seed=0,1", f"hydra.run.dir={tmp_path / 'mine'}",
+                     f"hydra.sweep.dir={bad}")  # fmt: skip
+    warning, error = result.stderr.strip().splitlines()
+    assert warning == (
+        f"sweeplab: warning: hydra.run.dir={tmp_path / 'mine'} is for a single run; a sweep (-m) "
+        f"writes to hydra.sweep.dir, here {bad}: pass hydra.sweep.dir=..."
+    )
+    assert result.returncode == 2 and error.startswith("sweeplab: error: cannot write")

@@ -266,18 +266,6 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, hooks: Sequence[RunHook] 
                     break
                 stop.check()
 
-            summary.best_val_accuracy, summary.best_epoch = (
-                progress.best_val_accuracy,
-                progress.best_epoch,
-            )
-            summary.epochs_completed = progress.epoch
-            summary.train_seconds = round(progress.train_seconds, 3)
-            ips = progress.images_per_second
-            summary.images_per_second = round(ips, 1) if ips else ips
-            summary.compile_seconds = progress.compile_seconds and round(
-                progress.compile_seconds, 2
-            )
-            summary.peak_rss_mb = peak_rss_mb()
             if progress.diverged:
                 summary.end("diverged", progress.diverged)
                 return summary
@@ -288,7 +276,8 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, hooks: Sequence[RunHook] 
             test = evaluate(model, data.test_x, data.test_y, run.eval_batch_size, run.amp, run.tta)
             lr = optimizer.param_groups[0]["lr"]
             record({"epoch": run.epochs, "split": "test", **test.row(), "lr": lr})
-        finally:
+        finally:  # however the epochs ended (an interrupt too), the summary says how far
+            _record_progress(summary, progress)
             metrics.close()
         summary.test_loss, summary.test_accuracy = test.loss, test.accuracy
         summary.eval_seconds = round(progress.eval_seconds, 3)
@@ -332,6 +321,18 @@ def _summary_written(summary: Summary, run_dir: Path, hooks: list[RunHook]) -> I
                 hook.end(summary, run_dir)
             except Exception as err:  # a hook must never cost the run's own result
                 log.warning("%s at the run's end failed: %s", type(hook).__name__, err)
+
+
+def _record_progress(summary: Summary, progress: Progress) -> None:
+    """What the epochs so far reached: best val accuracy and epoch, epochs, seconds."""
+    summary.best_val_accuracy, summary.best_epoch = progress.best_val_accuracy, progress.best_epoch
+    summary.epochs_completed = progress.epoch
+    summary.train_seconds = round(progress.train_seconds, 3)
+    ips = progress.images_per_second
+    summary.images_per_second = round(ips, 1) if ips else ips
+    compiled = progress.compile_seconds
+    summary.compile_seconds = round(compiled, 2) if compiled is not None else None
+    summary.peak_rss_mb = peak_rss_mb()
 
 
 def _note_signal(summary: Summary, run_dir: Path, signum: int) -> None:
