@@ -115,6 +115,8 @@ def test_eval_mode_reproduces_the_test_accuracy(trained: Path, tmp_path: Path) -
     assert set(evaluation["per_class_accuracy"]) <= {"T-shirt/top", "Trouser", "Pullover",
         "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"}  # fmt: skip
     assert "accuracy" in result.stdout and "Sneaker" in result.stdout
+    assert f"saved {tmp_path / 'eval.json'}" in result.stdout  # where the result went
+    assert "Sneaker" in (tmp_path / "run.log").read_text()  # the run folder keeps what it said
 
 
 @pytest.mark.slow
@@ -144,6 +146,7 @@ def test_predict_mode_shows_five_test_images(trained: Path, tmp_path: Path) -> N
     assert len(predictions) == 5 and predictions.confidence.between(0, 1).all()
     assert (tmp_path / "predictions.png").stat().st_size > 0
     assert result.stdout.count("test image") == 5
+    assert (tmp_path / "run.log").read_text().count("test image") == 5
 
 
 def test_eval_with_a_checkpoint_of_another_model_is_one_clear_line(trained: Path) -> None:
@@ -176,6 +179,8 @@ def test_eval_with_a_checkpoint_of_another_input_size_is_one_clear_line(trained:
         (["model=alexnet", "input_size=28"], "use input_size=227"),
         (["dataset.subset=100", "batch_size=512"], "batch_size=512"),
         (["dataset=mnist", "dataset.root=/nonexistent"], "dataset.download=true"),
+        (["regularization.weigth_decay=1e-4"], "did you mean regularization.weight_decay?"),
+        (["-m", "noise_std=0,0.1"], "'noise_std': did you mean regularization.noise_std?"),
     ],
 )
 def test_bad_input_stops_with_one_line_before_training(
@@ -186,7 +191,9 @@ def test_bad_input_stops_with_one_line_before_training(
     assert result.stderr.strip().startswith("sweeplab: error:")
     assert result.stderr.strip().count("\n") == 0 and expected in result.stderr
     assert not (tmp_path / "metrics.csv").exists()
-    if "mode=eval" not in args:  # a training run's folder says how it ended
+    if "did you mean" in expected:  # answered before Hydra composes: no run folder at all
+        assert not tmp_path.exists() or not any(tmp_path.iterdir())
+    elif "mode=eval" not in args:  # a training run's folder says how it ended
         summary = json.loads((tmp_path / "summary.json").read_text())
         assert summary["status"] == "failed" and expected in summary["error"]
 
@@ -335,6 +342,7 @@ def test_summary_mode_prints_the_layer_table_and_trains_nothing(tmp_path: Path) 
     assert result.returncode == 0, result.stderr
     assert "MaskedConv2d" in result.stdout and "[1, 16, 10, 10]" in result.stdout
     assert "sweeplab parameter count: 60,806" in result.stdout
+    assert "Total mult-adds (M): " in result.stdout and "Units." not in result.stdout
     assert "60,806" in (tmp_path / "model_summary.txt").read_text()
     assert not (tmp_path / "metrics.csv").exists() and not (tmp_path / "checkpoints").exists()
 
@@ -387,3 +395,12 @@ def test_flip_tta_scores_an_image_and_its_mirror_image_alike() -> None:
     tta, mirrored = evaluate(model, x, y, 16, tta=True), evaluate(model, x.flip(3), y, 16, tta=True)
     assert torch.equal(tta.predictions, mirrored.predictions)
     assert tta.loss == pytest.approx(mirrored.loss, rel=1e-6)
+
+
+def test_help_points_to_the_key_reference_and_says_what_regularization_none_leaves_on() -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0, result.stderr
+    assert "docs/configuration.md explains every key" in result.stdout
+    assert "README.md explains every key" not in result.stdout
+    assert "regularization: none means no weight decay" in result.stdout
+    assert "mirror flips and\nflip TTA follow the dataset" in result.stdout

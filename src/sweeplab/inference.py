@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from sweeplab.errors import SweeplabError
 from sweeplab.models import MODELS, build_model
 from sweeplab.run_folder import CONFUSION_MATRIX, Checkpoint, write_json
 from sweeplab.runtime import memory_format, set_up
+
+log = logging.getLogger(__name__)  # to the console and the run folder's run.log
 
 # What a checkpoint must share with the config that uses it (model. means every model field).
 MUST_MATCH = ("dataset.name", "model.", "input_size", "resize")
@@ -115,15 +118,18 @@ def evaluate_checkpoint(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     }
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_dir / "eval.json", result)
-    print(f"checkpoint {run.ckpt} (epoch {checkpoint.epoch}) on {len(labels)} test images:")
-    print(f"  test loss {test.loss:.4f}, accuracy {100 * test.accuracy:.2f}%")
+    log.info("checkpoint %s (epoch %d) on %d test images:", run.ckpt, checkpoint.epoch, len(labels))
+    log.info("  test loss %.4f, accuracy %.2f%%", test.loss, 100 * test.accuracy)
     for name, accuracy in per_class.items():
-        print(f"  {name:>12}: {100 * accuracy:6.2f}%")
+        log.info("  %12s: %6.2f%%", name, 100 * accuracy)
+    saved = [run_dir / "eval.json"]
     if run.figures:
         from sweeplab import figures  # matplotlib and seaborn: only when figures are drawn
 
         matrix = figures.confusion_matrix(labels, test.predictions, data.classes)
         figures.plot_confusion_matrix(matrix, data.classes, run_dir / CONFUSION_MATRIX)
+        saved.append(run_dir / CONFUSION_MATRIX)
+    log.info("saved %s", " and ".join(map(str, saved)))
     return result
 
 
@@ -162,9 +168,9 @@ def predict(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     figures.sample_predictions(images, labels, predicted, data.classes, run_dir / "predictions.png")
     for r in rows:
         mark = "ok " if r["true"] == r["predicted"] else "BAD"
-        print(
-            f"{mark} test image {r['test_index']:>5}: true {r['true']:<12} "
-            f"predicted {r['predicted']:<12} ({100 * r['confidence']:.1f}%)"
-        )
-    print(f"saved {run_dir / 'predictions.png'} and predictions.csv")
+        log.info(
+            "%s test image %5d: true %-12s predicted %-12s (%.1f%%)",
+            mark, r["test_index"], r["true"], r["predicted"], 100 * r["confidence"],
+        )  # fmt: skip
+    log.info("saved %s and %s", run_dir / "predictions.png", run_dir / "predictions.csv")
     return {"predictions": rows}

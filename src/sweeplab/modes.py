@@ -6,6 +6,7 @@ folder, importable on its own (`train.train_and_evaluate` for training).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,12 +37,14 @@ def summarise_model(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         depth=4,
         verbose=0,
     )
+    # torchinfo prints its unit enums by name on Python 3.11+ ("Units.MEGABYTES"): by value
+    table_text = re.sub(r"Units\.(\w+)", lambda m: torchinfo.Units[m.group(1)].value, str(table))
     params = count_parameters(model)
     masked = sum(p.numel() for p in model.parameters()) - params
     note = f" ({masked:,} weights a connection table keeps at zero are not counted)"
     text = (
         f"{run.model.name} at {run.input_size}x{run.input_size}x{spec.channels}, "
-        f"{spec.num_classes} classes\n{table}\n"
+        f"{spec.num_classes} classes\n{table_text}\n"
         f"sweeplab parameter count: {params:,}{note if masked else ''}"
     )
     print(text)
