@@ -57,6 +57,7 @@ from analysis.stats import (
     summarise,
     unpaired_allowed,
 )
+from sweeplab.errors import closest_key  # the same suggestion as run.py's
 
 CONFIGURATION = "configuration"  # the `factor` of a whole configuration's comparison
 MAX_GRID_LEVELS = 12  # a key with more values (an Optuna search) gets no rows x cols table
@@ -172,6 +173,9 @@ def resolve_key(runs: pd.DataFrame, key: str | None) -> str | None:
         return key
     if f"{key}.name" in runs.columns:
         return f"{key}.name"
+    meant = closest_key(key, config_columns(runs))
+    if meant is not None:
+        raise ReportError(f"unknown key {key!r}: did you mean {meant}?")
     keys = ", ".join(config_columns(runs))
     raise ReportError(f"unknown key {key!r}; config keys are: {keys}")
 

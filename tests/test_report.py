@@ -18,7 +18,7 @@ import pytest
 import yaml
 from scipy import stats
 
-from analysis.report import Request, choose_baselines, main, write_report
+from analysis.report import ReportError, Request, choose_baselines, main, write_report
 from analysis.stats import holm
 from tests.conftest import GRID, ROOT, lock_holder, made_once, run_sweep
 
@@ -117,6 +117,8 @@ def test_a_baseline_can_be_chosen_and_unpairable_runs_use_welch(
     noise = table[table.factor == "regularization.noise_std"]
     assert set(noise.baseline.astype(float)) == {0.3} and set(noise.level.astype(float)) == {0.0}
     assert "pairs to detect 0.002" in (out / "report.md").read_text()
+    with pytest.raises(ReportError, match=r"unknown key 'noise_std': did you mean regularization"):
+        write_report(Request([sweep_copy], out=tmp_path / "x", baselines={"noise_std": "0.3"}))
     # Give one level's runs seeds the others lack: nothing pairs, so Welch's test is used.
     for path in sweep_copy.glob("*weight_decay=0.01*/summary.json"):
         summary = json.loads(path.read_text())

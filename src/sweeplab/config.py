@@ -23,7 +23,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from sweeplab.datasets import DATASETS, dataset_spec
-from sweeplab.errors import SweeplabError, require
+from sweeplab.errors import SweeplabError, closest_key, require
 from sweeplab.models import MODELS, ModelConfig, model_spec
 
 log = logging.getLogger(__name__)
@@ -258,6 +258,41 @@ def _leaf_keys(schema: type, prefix: str) -> Iterator[str]:
             yield from _leaf_keys(kind, f"{prefix}{item.name}.")
         else:
             yield f"{prefix}{item.name}"
+
+
+def known_keys() -> set[str]:
+    """Every dotted key some choice of sweeplab's groups has (every model's, optimizer's and
+    tracker's fields), for suggesting what a mistyped key meant."""
+    keys = set(_leaf_keys(RunConfig, ""))
+    for spec in MODELS.values():
+        keys |= set(_leaf_keys(spec.schema, "model."))
+    for schema in OPTIMIZERS.values():
+        keys |= set(_leaf_keys(schema, "optimizer."))
+    return keys
+
+
+def check_override_keys(arguments: list[str]) -> None:
+    """Raise with a suggestion when a command-line `key=value` names a key no schema has
+    (`regularization.weigth_decay`): Hydra's own answer would be to add it with `+`."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    known, groups = known_keys(), {"model", "dataset", "optimizer", "scheduler",
+                                   "regularization", "lenet_variant", *STUDY_GROUPS}  # fmt: skip
+    nodes = {name.rsplit(".", i)[0] for name in known for i in range(1, name.count(".") + 1)}
+    parser = OverridesParser.create()
+    for text in arguments:
+        if text.startswith(("-", "+", "~", "hydra.", "hydra/")) or "=" not in text:
+            continue
+        try:
+            (override,) = parser.parse_overrides([text])
+        except Exception:
+            continue  # Hydra reports a malformed override itself
+        key = override.get_key_element()
+        if key in known or key in groups or key in nodes:
+            continue
+        meant = closest_key(key, known)
+        if meant is not None:
+            raise SweeplabError(f"unknown key {key!r}: did you mean {meant}?")
 
 
 def register_configs() -> None:
