@@ -1,5 +1,6 @@
 """A Hydra callback that stops with one line, before any work, when the run or sweep folder
-cannot be written (Hydra would otherwise fail with a traceback when it creates it)."""
+cannot be written (Hydra would otherwise fail with a traceback when it creates it), and says
+so when a sweep was given the single run's folder key, which Hydra ignores with -m."""
 
 from __future__ import annotations
 
@@ -32,4 +33,13 @@ class OutputFolderCheck(Callback):
         check_writable(Path(config.hydra.run.dir), "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        given = [
+            o for o in config.hydra.overrides.hydra if o.lstrip("+").startswith("hydra.run.dir=")
+        ]
+        if given:
+            print(
+                f"sweeplab: warning: {given[0]} is for a single run; a sweep (-m) writes to "
+                f"hydra.sweep.dir, here {config.hydra.sweep.dir}: pass hydra.sweep.dir=...",
+                file=sys.stderr,
+            )
         check_writable(Path(config.hydra.sweep.dir), "hydra.sweep.dir")
