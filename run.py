@@ -11,7 +11,7 @@ from hydra.types import RunMode
 from hydra_plugins.sweeplab_optuna_sweeper import trial_info
 from omegaconf import DictConfig
 
-from sweeplab.config import check_override_keys, register_configs
+from sweeplab.config import check_override_keys, quote_paths, register_configs
 from sweeplab.errors import SweeplabError
 from sweeplab.modes import record_failure, run_mode
 from sweeplab.run_folder import RunLocked, Summary, note_failed_job
@@ -67,6 +67,7 @@ def main(cfg: DictConfig) -> float | tuple[float, ...] | None:
 
 if __name__ == "__main__":
     register_configs()
+    sys.argv[1:] = quote_paths(sys.argv[1:])  # ckpt=<a job folder with = and , in its name>
     try:
         check_override_keys(sys.argv[1:])  # "did you mean", before Hydra's advice to add `+`
     except SweeplabError as err:

@@ -404,3 +404,19 @@ def test_help_points_to_the_key_reference_and_says_what_regularization_none_leav
     assert "README.md explains every key" not in result.stdout
     assert "regularization: none means no weight decay" in result.stdout
     assert "mirror flips and\nflip TTA follow the dataset" in result.stdout
+
+
+def test_eval_takes_a_sweep_jobs_folder_as_printed_and_the_model_from_its_checkpoint(
+    make_cfg, tmp_path: Path
+) -> None:
+    job = tmp_path / "sweep" / "model=mlp,seed=0"  # a sweep's job folder: = and , in its name
+    summary = train_and_evaluate(make_cfg(*QUICK, "model=mlp", "figures=false"), job)
+    result = run_cli("mode=eval", f"ckpt={job}", "figures=false", *QUICK[:1],
+                     f"hydra.run.dir={tmp_path / 'e'}")  # fmt: skip
+    assert result.returncode == 0, result.stderr  # no quoting, no model=mlp retyped
+    evaluation = json.loads((tmp_path / "e" / "eval.json").read_text())
+    assert evaluation["test_accuracy"] == pytest.approx(summary.test_accuracy, abs=1e-7)
+    predicted = run_cli("mode=predict", f"ckpt={job / 'checkpoints' / 'best.pt'}",
+                        f"hydra.run.dir={tmp_path / 'p'}")  # fmt: skip
+    assert predicted.returncode == 0, predicted.stderr
+    assert predicted.stdout.count("test image") == 5

@@ -295,6 +295,24 @@ def check_override_keys(arguments: list[str]) -> None:
             raise SweeplabError(f"unknown key {key!r}: did you mean {meant}?")
 
 
+PATH_KEYS = ("ckpt", "dataset.root")  # values that are paths, typed as the console printed them
+GRAMMAR = set("=,[]{}()'\" ")  # characters Hydra's override grammar reads as syntax
+
+
+def quote_paths(arguments: list[str]) -> list[str]:
+    """The command line with each path value of PATH_KEYS quoted for Hydra's grammar: a
+    sweep's job folders are named `key=value,key=value`, and `ckpt=<that>/checkpoints/best.pt`
+    should work as it is pasted."""
+    quoted = []
+    for text in arguments:
+        key, sep, value = text.partition("=")
+        if sep and key in PATH_KEYS and value[:1] not in ("'", '"') and GRAMMAR & set(value):
+            value = "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+            text = f"{key}={value}"
+        quoted.append(text)
+    return quoted
+
+
 def register_configs() -> None:
     """Store the schemas in Hydra's ConfigStore (call once before composing)."""
     cs = ConfigStore.instance()

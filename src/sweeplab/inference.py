@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
 from sweeplab.config import RunConfig, as_container, check_config
@@ -79,10 +79,39 @@ def scored_with_tta(checkpoint: Checkpoint) -> bool:
     return bool(checkpoint.config.get("tta", False))
 
 
-def _load_for(run: RunConfig) -> tuple[Checkpoint, nn.Module, Splits]:
-    """Load `run.ckpt`, check it fits the config, return it with its model and the data."""
+def given_keys() -> set[str]:
+    """The keys (and groups) this command set on its command line: what eval and predict
+    must not take from the checkpoint."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return set()
+    keys = (text.split("=", 1)[0].lstrip("+~") for text in HydraConfig.get().overrides.task)
+    return set(keys)
+
+
+def with_checkpoint_model(cfg: DictConfig) -> tuple[DictConfig, Checkpoint | None]:
+    """The config with the model, input size and resize of `cfg.ckpt` where the command line
+    did not set them, so that a checkpoint evaluates without retyping how it was trained; and
+    the checkpoint (None without a `ckpt`: check_config then says one is needed)."""
+    if not cfg.get("ckpt"):
+        return cfg, None
+    checkpoint = Checkpoint.load(cfg.ckpt)
+    saved, given = checkpoint.config, given_keys()
+    cfg = cfg.copy()
+    with open_dict(cfg):
+        spec = MODELS.get(str(saved.get("model", {}).get("name")))
+        if spec is not None and not any(k == "model" or k.startswith("model.") for k in given):
+            cfg.model = OmegaConf.merge(OmegaConf.structured(spec.schema), saved["model"])
+        for key in ("input_size", "resize"):
+            if key not in given and key in saved:
+                cfg[key] = saved[key]
+    return cfg, checkpoint
+
+
+def _load_for(run: RunConfig, checkpoint: Checkpoint) -> tuple[Checkpoint, nn.Module, Splits]:
+    """Check the checkpoint fits the config; return it with its model and the data."""
     assert run.ckpt is not None
-    checkpoint = Checkpoint.load(run.ckpt)
     check_fits(checkpoint, run, run.ckpt)
     spec = dataset_spec(run.dataset.name)
     device = set_up(run.threads, run.device, run.seed)
@@ -96,9 +125,11 @@ def _load_for(run: RunConfig) -> tuple[Checkpoint, nn.Module, Splits]:
 
 def evaluate_checkpoint(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Test loss, accuracy and per-class accuracy of a checkpoint, printed and saved (eval.json)."""
+    cfg, loaded = with_checkpoint_model(cfg)
     run = check_config(cfg)
+    assert loaded is not None
     started = time.perf_counter()
-    checkpoint, model, data = _load_for(run)
+    checkpoint, model, data = _load_for(run, loaded)
     tta = scored_with_tta(checkpoint)
     test = evaluate(model, data.test_x, data.test_y, run.eval_batch_size, run.amp, tta)
     labels = data.test_y.cpu()
@@ -137,8 +168,10 @@ def predict(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Predict `predict.n` test images (chosen by `seed`); print them and save a figure + CSV."""
     from sweeplab import figures
 
+    cfg, loaded = with_checkpoint_model(cfg)
     run = check_config(cfg)
-    checkpoint, model, data = _load_for(run)
+    assert loaded is not None
+    checkpoint, model, data = _load_for(run, loaded)
     generator = torch.Generator().manual_seed(run.seed)
     count = min(run.predict.n, len(data.test_y))
     index = torch.randperm(len(data.test_y), generator=generator)[:count].to(data.test_y.device)

@@ -249,10 +249,12 @@ class Checkpoint:
         """Load with `weights_only=True`; raise one clear line when it is unusable."""
         path = Path(path)
         fix = "pass ckpt=<run>/checkpoints/best.pt"
+        if path.is_dir() and (path / CHECKPOINTS / "best.pt").is_file():
+            path = path / CHECKPOINTS / "best.pt"  # a run folder: its best checkpoint
         if path.is_dir():
-            inside = path / CHECKPOINTS / "best.pt"
-            fix = f"pass ckpt={inside}" if inside.is_file() else fix
-            raise SweeplabError(f"checkpoint {path} is a folder, not a checkpoint file: {fix}")
+            raise SweeplabError(
+                f"checkpoint {path} is a folder, not a checkpoint file or a run folder: {fix}"
+            )
         if not path.is_file():
             raise SweeplabError(f"checkpoint {path} does not exist: {fix}")
         try:
