@@ -296,6 +296,7 @@ def test_download_without_a_network_is_one_line(tmp_path: Path) -> None:
         pytest.skip("this machine reached the internet and downloaded KMNIST")
     assert result.returncode == 2 and result.stderr.strip().count("\n") == 0
     assert "dataset.download=true could not download KMNIST" in result.stderr
+    assert not root.exists()  # no empty data/ folder left behind
 
 
 @pytest.mark.parametrize(

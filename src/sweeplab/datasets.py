@@ -232,14 +232,26 @@ def find_files(spec: DatasetSpec, root: Path, download: bool) -> list[Path]:
     )
 
 
+def _remove_if_empty(folder: Path) -> None:
+    """Remove `folder` and its subfolders when no file is in them."""
+    if not folder.is_dir() or any(p.is_file() for p in folder.rglob("*")):
+        return
+    for sub in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        sub.rmdir()
+    folder.rmdir()
+
+
 def _download(spec: DatasetSpec, root: Path) -> None:
     import torchvision  # only here: the offline path never needs it
 
     dataset_class = getattr(torchvision.datasets, spec.torchvision_class)
+    made = [p for p in (root, *root.parents) if not p.exists()]  # what a failure must not leave
     try:
         for train in (True, False):
             dataset_class(root, train=train, download=True, **spec.download_kwargs)
     except (OSError, RuntimeError) as err:  # URLError is an OSError
+        for folder in made:  # the folders this download made, if they hold nothing
+            _remove_if_empty(folder)
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise SweeplabError(
             f"dataset.download=true could not download {spec.torchvision_class} ({reason}): "
