@@ -15,7 +15,7 @@ from sweeplab.config import check_override_keys, quote_paths, register_configs
 from sweeplab.errors import SweeplabError
 from sweeplab.modes import record_failure, run_mode
 from sweeplab.run_folder import RunLocked, Summary, note_failed_job
-from sweeplab.runtime import Interrupted, threads_per_job
+from sweeplab.runtime import Interrupted, label_job_lines, threads_per_job
 from sweeplab.search import objective_of
 from sweeplab.train import RESUME
 
@@ -34,6 +34,8 @@ def main(cfg: DictConfig) -> float | tuple[float, ...] | None:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
+    if in_sweep:
+        label_job_lines(f"[job {hydra_cfg.job.num}]")
     if cfg.threads == 0:
         cfg.threads = threads_per_job(hydra_cfg.launcher)
     try:

@@ -33,6 +33,16 @@ def test_joblib_jobs_share_the_cores_instead_of_oversubscribing(joblib_sweep: Pa
     assert all("1 torch thread(s)" in log for log in logs)
 
 
+def test_each_line_of_a_parallel_job_says_which_job_it_is(joblib_sweep: Path) -> None:
+    numbers = set()
+    for path in joblib_sweep.glob("*/run.log"):
+        lines = [line for line in path.read_text().splitlines() if "[sweeplab." in line]
+        labels = {line.split(" - ", 1)[1].split("]")[0] for line in lines}
+        assert len(lines) >= 3 and len(labels) == 1, lines  # every line, one job's label
+        numbers.add(labels.pop())
+    assert numbers == {f"[job {n}" for n in range(8)}
+
+
 def test_report_summary_equals_our_own_computation(joblib_sweep: Path) -> None:
     report = joblib_sweep / "report"
     summary = pd.read_csv(report / "summary.csv")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import signal
@@ -88,6 +89,28 @@ def threads_per_job(launcher: Any) -> int:
     if cpus_per_task:  # submitit: each job gets its own cpus_per_task
         return int(cpus_per_task)
     return 0
+
+
+class JobLabel(logging.Filter):
+    """Starts each of sweeplab's log lines with the sweep job's number (`[job 3]`), so that
+    the lines of jobs that run side by side (hydra/launcher=joblib) can be told apart."""
+
+    def __init__(self, label: str) -> None:
+        super().__init__()
+        self.label = label
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("sweeplab") and not getattr(record, "labelled", False):
+            record.msg, record.labelled = f"{self.label} {record.msg}", True
+        return True
+
+
+def label_job_lines(label: str) -> None:
+    """Label this job's lines on every handler Hydra set up for it (console and run.log)."""
+    for handler in logging.getLogger().handlers:
+        for old in [f for f in handler.filters if isinstance(f, JobLabel)]:
+            handler.removeFilter(old)  # a process that runs several jobs, one after another
+        handler.addFilter(JobLabel(label))
 
 
 def memory_format(model: nn.Module, device: torch.device) -> torch.memory_format:
