@@ -10,6 +10,7 @@ confirmation runs of the best configurations compared with each other on their s
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -179,9 +180,11 @@ def add_search_sections(
         best = study.best_trial
         folder = Path(best.user_attrs.get("folder") or "").resolve()
         test = runs.loc[[Path(p).resolve() == folder for p in runs["path"]], "test_accuracy"]
+        where = os.path.relpath(folder, out) if best.user_attrs.get("folder") else None
         page.text(
             f"- best trial: #{best.number}, val accuracy {best.value:.4f}"
             + (f", test accuracy {float(test.iloc[0]):.4f}" if len(test) else "")
+            + (f"; its run folder: [{folder.name}]({where})" if where else "")
         )
         page.table(
             pd.DataFrame([{"key": k, "value": v} for k, v in best.params.items()]),

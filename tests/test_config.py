@@ -197,3 +197,5 @@ def test_a_search_file_sets_its_own_sweep_folder_and_epochs(make_cfg) -> None:
     assert cfg.hydra.sweep.dir == "multirun/fashion_optuna" and cfg.epochs == 3
     assert cfg.hydra.sweeper._target_.endswith("optuna_sweeper.SweeplabOptunaSweeper")
     assert cfg.hydra.sweeper.metric_names == "val_accuracy"  # the run's objective, by name
+    subdir = OmegaConf.to_container(cfg.hydra.sweep, resolve=False)["subdir"]  # per job
+    assert subdir.startswith("${sweeplab.search_dirname:${hydra.job.num},")

@@ -169,10 +169,13 @@ def test_optuna_search_runs_two_trials_on_val_accuracy_over_the_keys_its_model_h
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     trials = summaries(tmp_path)
-    assert len(trials) == 2
+    assert sorted(trials) == ["trial-000", "trial-001"]  # folders sort by trial number
     results = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
     assert results["best_value"] == max(s["best_val_accuracy"] for s in trials.values())
     assert set(results["best_params"]) == searched
+    best = f"trial-{results['best_trial']:03d}"
+    assert results["best_folder"] == str(tmp_path / best)
+    assert f"its run folder: [{best}](../{best})" in (tmp_path / "report" / "report.md").read_text()
 
 
 @pytest.mark.slow

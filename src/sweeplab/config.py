@@ -215,9 +215,19 @@ def job_dirname(overrides: str) -> str:
     return f"{start}.{digest}"
 
 
-# conf/config.yaml names job folders `${sweeplab.job_dirname:...}`, which Hydra resolves in
-# each job's own process (a joblib worker, a SLURM node): importing the library registers it.
+def search_dirname(number: int, confirms: str | None) -> str:
+    """A search's job folder: `trial-007` (sorting by trial; its overrides are in .hydra/), or
+    `confirm-021-of-trial-007` for a confirmation run of trial 7."""
+    if confirms in (None, ""):
+        return f"trial-{int(number):03d}"
+    return f"confirm-{int(number):03d}-of-trial-{int(str(confirms)):03d}"
+
+
+# conf/config.yaml names job folders `${sweeplab.job_dirname:...}` (a search's file
+# `${sweeplab.search_dirname:...}`), which Hydra resolves in each job's own process (a joblib
+# worker, a SLURM node): importing the library registers them.
 OmegaConf.register_new_resolver("sweeplab.job_dirname", job_dirname, replace=True)
+OmegaConf.register_new_resolver("sweeplab.search_dirname", search_dirname, replace=True)
 
 
 def chosen_option(group: str) -> str | None:
