@@ -249,6 +249,34 @@ def is_grid(runs: pd.DataFrame, factors: list[str]) -> bool:
     return len(runs.drop_duplicates(factors)) * 2 >= cells
 
 
+OPTIONS = "options.yaml"  # in the report folder: the options it was written with
+KEPT = ("metric", "window", "rows", "cols", "baselines", "detect")  # what a rerun reuses
+
+
+def save_options(request: Request, out: Path) -> None:
+    """Record the report's options beside it, so that the sweep-end report of a rerun is
+    written with them (not with the defaults over a report the user asked for)."""
+    import yaml
+
+    kept = {key: getattr(request, key) for key in KEPT}
+    kept["window"] = list(kept["window"]) if kept["window"] else None
+    (out / OPTIONS).write_text(yaml.safe_dump(kept, sort_keys=False))
+
+
+def saved_request(sweep: Path) -> Request:
+    """The request the sweep's own report was last written with (defaults when none)."""
+    import yaml
+
+    try:
+        kept = yaml.safe_load((sweep / "report" / OPTIONS).read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        kept = {}
+    options = {key: kept[key] for key in KEPT if kept.get(key) is not None}
+    if "window" in options:
+        options["window"] = tuple(options["window"])
+    return Request([sweep], **options)
+
+
 def write_report(request: Request) -> Path:
     """Collect, check, compare, tabulate and plot; return the folder written."""
     runs = provenance_report.restrict(load_runs(request.sweeps), request.code_version)
@@ -269,6 +297,7 @@ def write_report(request: Request) -> Path:
 
     out = request.out or request.sweeps[0] / "report"
     out.mkdir(parents=True, exist_ok=True)
+    save_options(request, out)
     done = runs[(runs["status"] == "completed") & runs[label].notna()]
     # A key can be swept yet have one value left among the usable runs: nothing to compare.
     factors = [f for f in factors if f in required or done[f].astype(str).nunique() > 1]

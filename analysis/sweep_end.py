@@ -34,6 +34,16 @@ def failed_jobs(sweep_dir: Path) -> dict[str, str]:
     return jobs
 
 
+def _options_note(request: Any) -> str:
+    """` (with --baseline k=v, ...)` when the report keeps options a user gave it."""
+    given = [f"--baseline {k}={v}" for k, v in request.baselines.items()]
+    given += [f"--{key} {getattr(request, key)}" for key in ("rows", "cols", "detect")
+              if getattr(request, key) is not None]  # fmt: skip
+    if request.metric != "test_accuracy":
+        given.append(f"--metric {request.metric}")
+    return f" (with the options of its last report: {' '.join(given)})" if given else ""
+
+
 class SweepEnd(Callback):
     """Writes `<sweep>/report/` once the sweep ends and exits 1 when any job failed."""
 
@@ -43,10 +53,11 @@ class SweepEnd(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
-            from analysis.report import Request, write_report
+            from analysis.report import saved_request, write_report
 
-            out = write_report(Request([sweep_dir]))
-            log.info("report: %s", out / "report.md")
+            request = saved_request(sweep_dir)  # the options its report was last written with
+            out = write_report(request)
+            log.info("report: %s%s", out / "report.md", _options_note(request))
         except Exception as err:  # a report problem must not hide the sweep's own result
             log.warning("could not write the report: %s", err)
         failed = failed_jobs(sweep_dir)

@@ -327,3 +327,22 @@ def test_report_curves_of_one_epoch_runs_are_points_on_whole_epochs(joblib_sweep
     (ax,) = fig.axes
     assert list(ax.get_xticks()) == [1]
     assert [line.get_marker() for line in ax.lines if len(line.get_xdata())] == ["o"]
+
+
+def test_a_sweep_rerun_writes_its_report_with_the_options_the_user_gave_it(
+    sweep_copy: Path, caplog
+) -> None:
+    from omegaconf import OmegaConf
+
+    from analysis.sweep_end import SweepEnd
+
+    assert main([str(sweep_copy), "--baseline", "regularization.noise_std=0.3"]) == 0
+    (sweep_copy / "report" / "comparisons.csv").unlink()
+    with caplog.at_level("INFO"):  # the end of a rerun of the sweep: every job skipped
+        SweepEnd().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep_copy)}}}))
+    table = pd.read_csv(sweep_copy / "report" / "comparisons.csv")
+    noise = table[table.factor == "regularization.noise_std"]
+    assert set(noise.baseline.astype(float)) == {0.3}  # not the default, 0.0
+    assert "with the options of its last report: --baseline regularization.noise_std=0.3" in (
+        caplog.text
+    )
