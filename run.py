@@ -17,6 +17,7 @@ from sweeplab.modes import record_failure, run_mode
 from sweeplab.run_folder import RunLocked, Summary, note_failed_job
 from sweeplab.runtime import Interrupted, label_job_lines, threads_per_job
 from sweeplab.search import objective_of
+from sweeplab.sweep_plan import job_state
 from sweeplab.train import RESUME
 
 log = logging.getLogger("sweeplab")
@@ -36,6 +37,10 @@ def main(cfg: DictConfig) -> float | tuple[float, ...] | None:
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
     if in_sweep:
         label_job_lines(f"[job {hydra_cfg.job.num}]")
+    if cfg.dry_run and not in_sweep:  # a sweep's plan is printed before its jobs start
+        action, why = job_state(run_dir, None)
+        print(f"sweeplab: dry run: {run_dir}: {action} ({why}); nothing ran")
+        return None
     if cfg.threads == 0:
         cfg.threads = threads_per_job(hydra_cfg.launcher)
     try:

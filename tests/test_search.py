@@ -112,6 +112,11 @@ def test_the_same_command_again_runs_nothing_and_a_grid_never_runs_past_its_size
     sweep = tmp_path / "sweep"
     shutil.copytree(grid_search, sweep)
     before = {name: (sweep / name / "summary.json").stat().st_mtime_ns for name in summaries(sweep)}
+    planned = run_sweep(sweep, *GRID, "dry_run=true")
+    assert planned.stdout.strip() == (
+        f"sweeplab: search 'sweeplab' in {sweep}: 4 of 4 trials exist (1 complete, 1 pruned, "
+        "2 fail); 0 to run"
+    )
     again = run_sweep(sweep, *GRID)
     assert "Launching" not in again.stdout + again.stderr  # n_trials reached: no trial at all
     assert len(study_of(sweep).trials) == 4

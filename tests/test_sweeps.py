@@ -10,7 +10,7 @@ import pytest
 import yaml
 from scipy import stats
 
-from tests.conftest import metrics_without_timing, run_sweep
+from tests.conftest import GRID, metrics_without_timing, run_sweep
 
 
 def summaries(sweep_dir: Path) -> dict[str, dict]:
@@ -31,6 +31,24 @@ def test_joblib_jobs_share_the_cores_instead_of_oversubscribing(joblib_sweep: Pa
     logs = [path.read_text() for path in joblib_sweep.glob("*/run.log")]
     assert len(logs) == 8
     assert all("1 torch thread(s)" in log for log in logs)
+
+
+def test_a_dry_run_lists_each_job_as_run_resume_or_skip_and_runs_nothing(
+    joblib_sweep: Path,
+) -> None:
+    before = {p: p.stat().st_mtime_ns for p in joblib_sweep.rglob("*") if p.is_file()}
+    grid = [a if not a.startswith("seed=") else "seed=0,1,2" for a in GRID]
+    result = run_sweep(joblib_sweep, "epochs=1", "hydra/launcher=joblib", *grid, "dry_run=true")
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.strip().splitlines()
+    assert (
+        lines[-1] == f"sweeplab: dry run of 12 jobs in {joblib_sweep}: 4 run, 8 skip; nothing ran"
+    )
+    jobs = [line for line in lines if line.startswith("#")]
+    assert len(jobs) == 12 and sum(" skip " in j and "(completed already)" in j for j in jobs) == 8
+    assert all(" run " in j and "seed=2" in j for j in jobs if " skip " not in j)
+    after = {p: p.stat().st_mtime_ns for p in joblib_sweep.rglob("*") if p.is_file()}
+    assert after == before  # nothing written, nothing trained
 
 
 def test_each_line_of_a_parallel_job_says_which_job_it_is(joblib_sweep: Path) -> None:
@@ -189,9 +207,12 @@ def test_job_folders_past_the_file_name_limit_are_hashed_and_found_again(tmp_pat
         "a_very_long_study_arm_name_" * 12 in (f / ".hydra" / "overrides.yaml").read_text()
         for f in folders
     )
-    again = run_sweep(tmp_path, *args)
+    again = run_sweep(tmp_path, *args)  # each hashed folder found: nothing to run, one line
     assert again.returncode == 0
-    assert (again.stdout + again.stderr).count("already completed with this config; skipped") == 2
+    assert again.stderr.strip() == (
+        f"sweeplab: 2 of 2 runs in {tmp_path} finished; nothing to run (report: "
+        f"{tmp_path / 'report' / 'report.md'})"
+    )
 
 
 def compose_with_hydra(*overrides: str):

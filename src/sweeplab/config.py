@@ -188,6 +188,8 @@ class RunConfig:
     # What the run returns to a search (sweeplab's Optuna sweeper): one of OBJECTIVES, or a
     # list of them for a multi-objective search (hydra.sweeper.direction then lists as many).
     objective: Any = field(default="val_accuracy", metadata=RUNTIME)
+    # List what the command would run, resume or skip, and run nothing (sweeps: every job).
+    dry_run: bool = field(default=False, metadata=RUNTIME)
     progress: bool = field(default=True, metadata=RUNTIME)  # tqdm bars (off when not a terminal)
     # What a rerun does with runs other code or data made: stop, rerun or keep (class Stale);
     # a plain string, so that a wrong value is sweeplab's one line, not Hydra's traceback.

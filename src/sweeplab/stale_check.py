@@ -46,7 +46,7 @@ class StaleRunsCheck(Callback):
                 file=sys.stderr,
             )
             sys.exit(2)
-        if stale != Stale.stop:
+        if stale != Stale.stop or config.get("dry_run"):  # a dry run lists them instead
             return
         current = code_version()
         sweep_dir = Path(config.hydra.sweep.dir)
