@@ -416,6 +416,11 @@ def test_eval_takes_a_sweep_jobs_folder_as_printed_and_the_model_from_its_checkp
     assert result.returncode == 0, result.stderr  # no quoting, no model=mlp retyped
     evaluation = json.loads((tmp_path / "e" / "eval.json").read_text())
     assert evaluation["test_accuracy"] == pytest.approx(summary.test_accuracy, abs=1e-7)
+    assert "its run used dataset.subset" not in result.stdout
+    whole = run_cli("mode=eval", f"ckpt={job}", "figures=false", f"hydra.run.dir={tmp_path / 'w'}")
+    assert whole.returncode == 0, whole.stderr  # all 10,000 test images: it says so
+    assert "on 10000 test images" in whole.stdout
+    assert "its run used dataset.subset=1024, so its test accuracy was on other" in whole.stdout
     predicted = run_cli("mode=predict", f"ckpt={job / 'checkpoints' / 'best.pt'}",
                         f"hydra.run.dir={tmp_path / 'p'}")  # fmt: skip
     assert predicted.returncode == 0, predicted.stderr

@@ -150,6 +150,12 @@ def evaluate_checkpoint(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_dir / "eval.json", result)
     log.info("checkpoint %s (epoch %d) on %d test images:", run.ckpt, checkpoint.epoch, len(labels))
+    trained_on = (checkpoint.config.get("dataset") or {}).get("subset")
+    if trained_on != run.dataset.subset:  # its own run's test accuracy is not comparable
+        log.info(
+            "  (its run used dataset.subset=%s, so its test accuracy was on other test images; "
+            "add dataset.subset=%s to score it as its run did)", trained_on, trained_on,
+        )  # fmt: skip
     log.info("  test loss %.4f, accuracy %.2f%%", test.loss, 100 * test.accuracy)
     for name, accuracy in per_class.items():
         log.info("  %12s: %6.2f%%", name, 100 * accuracy)
