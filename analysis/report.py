@@ -36,7 +36,7 @@ from analysis.collect import (
     sweep_progress,
 )
 from analysis.factors import Factors, describe_changes, level_changes, swept_factors
-from analysis.search_report import add_search_sections
+from analysis.search_report import add_search_sections, search_settings
 from analysis.stats import (
     ALPHA,
     CERTAIN_TESTS,
@@ -325,7 +325,12 @@ def write_report(request: Request) -> Path:
     _overview(page, runs, done, swept, label, request, baselines)
     for sweep in request.sweeps:
         _progress(page, sweep, runs)
-    if factors and len(done):
+    # A search leads with the search (best trial, history, importances or Pareto front,
+    # confirmation); its trials are one seed each, so no comparison of levels stands.
+    searched = [sweep for sweep in request.sweeps if search_settings(sweep)]
+    for sweep in searched:
+        add_search_sections(page, sweep, runs, out, factors)
+    if factors and len(done) and not searched:
         _comparisons(page, done, factors, label, baselines, compared, request, strata)
     if gridded and len(done):
         assert rows_key is not None
@@ -352,8 +357,6 @@ def write_report(request: Request) -> Path:
     _inconsistent(page, runs, epochs, request)
     _problems(page, runs)
     _provenance(page, runs, done)
-    for sweep in request.sweeps:  # a search's own sections: history, importances, ...
-        add_search_sections(page, sweep, runs, out, factors)
     figures = [
         ("heatmap", "heatmap.png"),
         (f"{label} by each swept key", "metric_by_key.png"),

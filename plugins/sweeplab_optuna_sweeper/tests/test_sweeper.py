@@ -84,6 +84,7 @@ def test_hydras_sphere_example_runs_unchanged_and_draws_what_hydras_sweeper_draw
     assert f"its folder: {sweep / str(best['best_trial'])}" in result.stdout
     again = f"run it again: python {EXAMPLE / 'sphere.py'} x={x} y={y}\n"  # as it was typed
     assert again in result.stdout
+    assert "trial 1/20: x=" in result.stdout and "Launching 1 jobs locally" not in result.stdout
 
 
 def test_hydras_multi_objective_example_writes_its_pareto_front(tmp_path: Path) -> None:
@@ -290,7 +291,8 @@ def test_the_same_command_resumes_and_two_commands_are_two_workers(
     sweep = tmp_path / "sweep"
     first = run_app(app, f"hydra.sweep.dir={sweep}", "hydra.sweeper.n_trials=2")
     again = run_app(app, f"hydra.sweep.dir={sweep}", "hydra.sweeper.n_trials=2")
-    assert first.returncode == again.returncode == 0 and "Launching" not in again.stdout
+    assert first.returncode == again.returncode == 0 and "trial 1/2: x=" in first.stdout
+    assert "/2: x=" not in again.stdout  # no trial started
     assert "2 of 2 trials done (n_trials=2): nothing to run" in again.stdout
     command = [sys.executable, str(app), "-m", f"hydra.sweep.dir={sweep}",
                "hydra.sweeper.n_trials=8"]  # fmt: skip

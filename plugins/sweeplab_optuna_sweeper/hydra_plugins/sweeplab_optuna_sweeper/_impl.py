@@ -62,6 +62,7 @@ from omegaconf import DictConfig, OmegaConf, read_write
 from optuna.trial import FrozenTrial, TrialState
 
 log = logging.getLogger(__name__)
+BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher"
 STATE = Path(".sweeplab") / "search"  # in the sweep folder: the ask lock, trials' claim locks
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -227,6 +228,9 @@ class Search:
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, self.sweep_dir / "multirun.yaml")  # as Hydra's own sweeper
         self._pass_trials_by_env()
+        # Hydra's basic launcher says "Launching 1 jobs locally" and the job's overrides for
+        # every trial; the search's own line per trial says which trial and its values.
+        logging.getLogger(BASIC_LAUNCHER).setLevel(logging.WARNING)
         workers = int(self.settings.n_jobs)
         if workers > 1 and type(self.launcher).__name__ == "BasicLauncher":
             print(
@@ -320,6 +324,7 @@ class Search:
     def _launch(self, trial: Any) -> None:
         overrides = [*trial.user_attrs[OVERRIDES], *self.fixed,
                      env_override(ENV_TRIAL, trial.number)]  # fmt: skip
+        _results.starting(self, trial)
         (job,) = self.launcher.launch([overrides], trial.number)
         state, values, error = self._outcome(job)
         storage, trial_id = self.study._storage, trial._trial_id

@@ -37,6 +37,12 @@ def _values(search: Search, trial: FrozenTrial) -> str:
     return ", ".join(f"{name} {value:.6g}" for name, value in pairs)
 
 
+def starting(search: Search, trial: Any) -> None:
+    """One line as a trial starts: which, of how many, and its values."""
+    params = " ".join(f"{key}={value}" for key, value in trial.params.items())
+    log.info("trial %d/%d: %s", trial.number + 1, search.n_trials, params)
+
+
 def progress(search: Search, trial: FrozenTrial) -> None:
     """One line for a trial that ended: how, its values, and the best so far."""
     done = f"trial {trial.number + 1}/{search.n_trials}"
