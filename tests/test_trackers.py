@@ -97,6 +97,12 @@ def runs_of(client: MlflowClient, under: Path) -> list:
     return [r for r in runs if Path(r.data.tags.get("sweeplab.folder", "")).is_relative_to(under)]
 
 
+def epoch_ms(stamp: str) -> int:
+    from datetime import datetime
+
+    return int(datetime.fromisoformat(stamp).timestamp() * 1000)
+
+
 def steps(client: MlflowClient, run_id: str, key: str) -> list[int]:
     return sorted(metric.step for metric in client.get_metric_history(run_id, key))
 
@@ -118,7 +124,19 @@ def test_a_sweep_logs_one_parent_run_and_a_nested_run_per_job(
     assert len(parents) == 1 and len(children) == 4
     (parent,) = parents
     assert parent.info.status == "FINISHED"  # closed at the sweep's end
-    assert client.get_experiment(parent.info.experiment_id).name == str(sweep)  # its folder
+    experiment = client.get_experiment(parent.info.experiment_id)
+    assert experiment.name == str(sweep)  # its folder (absolute: the test's is not below here)
+    # MLflow 3 opens it on the runs table, not its GenAI overview
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    names = sorted(r.info.run_name for r in children)  # by what differs between the jobs
+    assert names == [f"regularization.weight_decay={wd},seed={seed}"
+                     for wd in ("0", "0.01") for seed in (0, 1)]  # fmt: skip
+    assert parent.data.tags["sweeplab.runs"] == "4 (4 completed)"
+    assert parent.data.tags["sweeplab.best_run"] in names
+    ends = [
+        epoch_ms(json.loads(p.read_text())["finished_at"]) for p in sweep.glob("*/summary.json")
+    ]
+    assert parent.info.end_time == max(ends)  # its last job's end, not a rerun's
     assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parent.info.run_id}
     swept = {
         (r.data.params["regularization.weight_decay"], r.data.params["seed"]) for r in children
@@ -131,6 +149,9 @@ def test_a_sweep_logs_one_parent_run_and_a_nested_run_per_job(
         assert steps(client, run.info.run_id, "test_accuracy") == [2]
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert {"summary.json", "metrics.csv"} <= artifacts
+        hydra = {a.path for a in client.list_artifacts(run.info.run_id, "hydra")}
+        assert hydra == {"hydra/config.yaml", "hydra/overrides.yaml"}  # what composed the run
+        assert "seed=" in run.data.tags["sweeplab.overrides"]
         folder = Path(run.data.tags["sweeplab.folder"])
         assert json.loads((folder / "trackers.json").read_text())["mlflow"] == {
             mlflow_server.uri: run.info.run_id
@@ -194,6 +215,11 @@ def test_a_server_that_stops_mid_sweep_costs_no_result_and_export_fills_it_once(
     children = [s for s in after_export.values() if s[1]]
     assert len(after_export) == 5 and len(children) == 4  # the parent and one run per job
     assert all(s[:3] == ("FINISHED", (1, 2), (1, 2)) and s[3] >= 2 for s in children)
+    for run in runs_of(client, sweep):  # an exported run keeps its own start and end times
+        folder = Path(run.data.tags["sweeplab.folder"])
+        if (folder / "summary.json").is_file():
+            made = json.loads((folder / "summary.json").read_text())
+            assert run.info.end_time == epoch_ms(made["finished_at"])
     again = subprocess.run(export, cwd=ROOT, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr[-3000:]
     assert state() == after_export  # nothing created twice
@@ -235,11 +261,16 @@ def test_a_run_killed_and_resumed_is_one_mlflow_run_and_one_tensorboard_log(
     assert [e.step for e in events.Scalars("test/accuracy")] == [4]
 
 
-def hparams_keys(run_dir: Path) -> set[str]:
+def session_start(run_dir: Path):
+    """The run's HParams session, as TensorBoard's own reader gives it."""
     events = EventAccumulator(str(run_dir))
     events.Reload()
     content = events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
-    return set(HParamsPluginData.FromString(content).session_start_info.hparams)
+    return HParamsPluginData.FromString(content).session_start_info
+
+
+def hparams_keys(run_dir: Path) -> set[str]:
+    return set(session_start(run_dir).hparams)
 
 
 @pytest.mark.slow
@@ -257,6 +288,16 @@ def test_a_sweeps_tensorboard_runs_share_their_hparams_keys_and_export_adds_noth
         events.Reload()
         assert "provenance/text_summary" in events.Tags()["tensors"]
     assert {"model", "seed", "optimizer.lr", "regularization.weight_decay"} <= keys[0]
+    start = session_start(folders[0])
+    assert start.hparams["tta"].WhichOneof("kind") == "bool_value"  # a boolean, not 1.0
+    assert start.hparams["tta"].bool_value is True and "variant" not in start.hparams  # no "null"
+    assert start.group_name == folders[0].name  # the trial id: the job folder, whole
+    events = EventAccumulator(str(folders[0]))
+    events.Reload()
+    experiment = HParamsPluginData.FromString(
+        events.PluginTagToContent("hparams")["_hparams_/experiment"]
+    ).experiment
+    assert experiment.metric_infos[0].name.tag == "val/accuracy"  # what the table shows first
     events_before = sorted(p.name for p in sweep.glob("*/events.out.tfevents.*"))
     export = subprocess.run(
         [sys.executable, "analysis/export.py", str(sweep), "--to", "tensorboard"],

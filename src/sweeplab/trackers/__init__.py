@@ -60,12 +60,47 @@ def sweep_folder(run_dir: Path) -> Path | None:
 
 
 def display_name(folder: Path) -> str:
-    """A folder as a tracker names it: relative to here when below it (multirun/wd_vs_noise)."""
+    """A folder as a tracker names it: relative to here when below it (multirun/wd_vs_noise),
+    else from its `multirun` or `outputs` folder on, else in full."""
     folder = folder.resolve()
     try:
         return str(folder.relative_to(Path.cwd()))
     except ValueError:
-        return str(folder)
+        pass
+    parts = folder.parts
+    roots = [i for i, part in enumerate(parts) if part in ("multirun", "outputs")]
+    return str(Path(*parts[roots[-1] :])) if roots else str(folder)
+
+
+def swept_name(run_dir: Path) -> str:
+    """A sweep's job as trackers list it: the values its sweep varies (`weight_decay=0.01,
+    seed=1`), since the keys every job shares make all names look alike; a search's trial
+    by its folder (`trial-003`); the folder's name when the sweep's record is missing."""
+    import yaml
+
+    name = run_dir.name
+    if name.startswith(("trial-", "confirm-")):
+        return name
+    try:
+        multirun = yaml.safe_load((run_dir.parent / "multirun.yaml").read_text()) or {}
+        mine = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) or []
+    except (OSError, yaml.YAMLError):
+        return name
+    task = ((multirun.get("hydra") or {}).get("overrides") or {}).get("task") or []
+    swept = {str(o).split("=", 1)[0] for o in task if _is_sweep(str(o).split("=", 1)[-1])}
+    shown = [str(o) for o in mine if str(o).split("=", 1)[0] in swept]
+    return ",".join(shown) or name
+
+
+def _is_sweep(value: str) -> bool:
+    """Whether an override's value sweeps (a,b or range(...), choice(...), interval(...))."""
+    depth = 0
+    for char in value:
+        depth += char in "([{"
+        depth -= char in ")]}"
+        if char == "," and depth == 0:
+            return True
+    return value.startswith(("range(", "choice(", "interval(", "tag(", "glob(", "shuffle("))
 
 
 def epoch_metrics(row: dict[str, Any]) -> dict[str, float]:

@@ -39,14 +39,17 @@ from sweeplab.run_folder import (
     Summary,
     write_json,
 )
-from sweeplab.trackers import display_name, epoch_metrics, flatten, sweep_folder
+from sweeplab.trackers import display_name, epoch_metrics, flatten, sweep_folder, swept_name
 
 log = logging.getLogger(__name__)
 
 # A tracker that is down must cost seconds, not the minutes of MLflow's default retries.
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
                  "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}  # fmt: skip
-RUN_STATUS = {"completed": "FINISHED", "interrupted": "KILLED", "pruned": "KILLED"}  # else FAILED
+# A pruned run ended as its search meant it to: FINISHED, with `sweeplab.status: pruned`.
+RUN_STATUS = {"completed": "FINISHED", "pruned": "FINISHED", "interrupted": "KILLED"}  # else FAILED
+# MLflow 3 opens an experiment on its GenAI overview unless told it holds training runs.
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 FOLDER_TAG = "sweeplab.folder"  # the absolute path of the run (or sweep) folder it mirrors
 SWEEP_STATE = (
     Path(".sweeplab") / "mlflow.json"
@@ -74,7 +77,7 @@ def experiment_id(client: MlflowClient, name: str) -> str:
     if found is not None:
         return found.experiment_id
     try:
-        return client.create_experiment(name)
+        return client.create_experiment(name, tags=EXPERIMENT_TAGS)
     except Exception:
         found = client.get_experiment_by_name(name)
         if found is None:
@@ -117,15 +120,39 @@ def parent_run(client: MlflowClient, uri: str, experiment: str, sweep: Path) -> 
         return parent
 
 
+def sweep_outcome(sweep: Path) -> tuple[dict[str, str], int | None]:
+    """The parent run's summary of its jobs (counts, the best run by val accuracy) as tags,
+    and when the last job ended (ms)."""
+    paths = sorted(sweep.glob(f"*/{SUMMARY}"))
+    jobs = [_read_json(path) for path in paths]
+    statuses = [str(job.get("status")) for job in jobs]
+    counts = ", ".join(f"{statuses.count(s)} {s}" for s in dict.fromkeys(statuses))
+    tags = {"sweeplab.runs": f"{len(jobs)} ({counts})"}
+    done = [
+        (job["best_val_accuracy"], path.parent)
+        for job, path in zip(jobs, paths, strict=True)
+        if job.get("status") == "completed" and job.get("best_val_accuracy") is not None
+    ]
+    if done:
+        value, folder = max(done, key=lambda item: item[0])
+        tags |= {"sweeplab.best_run": swept_name(folder), "sweeplab.best_val_accuracy": str(value)}
+    ends = [ms for job in jobs if (ms := _epoch_ms(job.get("finished_at"))) is not None]
+    return tags, max(ends) if ends else None
+
+
 def close_parent(sweep: Path, failed: bool) -> None:
-    """At a sweep's end: its parent run FINISHED (FAILED when a job failed), in each store."""
+    """At a sweep's end: its parent run FINISHED (FAILED when a job failed), in each store,
+    with its jobs' counts and best run, ended when its last job ended."""
     state_path = sweep / SWEEP_STATE
     if not state_path.is_file():
         return
+    tags, ended = sweep_outcome(sweep)
     for uri, known in json.loads(state_path.read_text()).items():
         try:
-            status = "FAILED" if failed else "FINISHED"
-            client_for(uri).set_terminated(known["parent_run_id"], status)
+            client = client_for(uri)
+            parent = known["parent_run_id"]
+            client.log_batch(parent, tags=[RunTag(k, v) for k, v in tags.items()])
+            client.set_terminated(parent, "FAILED" if failed else "FINISHED", ended)
         except Exception as err:
             log.warning("MLflow at %s: could not close the sweep's parent run: %s", uri, err)
 
@@ -146,10 +173,16 @@ class MirroredRun:
 
     def _create(self) -> str:
         tags = {FOLDER_TAG: str(self.run_dir.resolve())}
+        overrides = _overrides(self.run_dir)
+        if overrides:  # the job's own command line, as Hydra recorded it
+            tags["sweeplab.overrides"] = " ".join(overrides)
         if self.parent:
             tags["mlflow.parentRunId"] = self.parent
+        summary = _read_json(self.run_dir / SUMMARY)
+        started = _epoch_ms(summary.get("started_at"))  # an export: when the run began
+        name = swept_name(self.run_dir) if self.parent else self.run_dir.name
         return self.client.create_run(
-            self.experiment, tags=tags, run_name=self.run_dir.name
+            self.experiment, tags=tags, run_name=name, start_time=started
         ).info.run_id
 
     def params(self, config: dict[str, Any]) -> None:
@@ -185,7 +218,8 @@ class MirroredRun:
             self.rows([test])
         status = str(summary.get("status"))
         made = summary.get("provenance") or {}
-        tags = {"status": status, "config_hash": summary.get("config_hash"),
+        tags = {"status": status, "sweeplab.status": status,
+                "config_hash": summary.get("config_hash"),
                 "seed": summary.get("seed"), "device": summary.get("device"),
                 # what made the run: MLflow's own source tag, then sweeplab's record
                 "mlflow.source.git.commit": made.get("commit"),
@@ -198,20 +232,50 @@ class MirroredRun:
         for name in names:
             if (self.run_dir / name).is_file() and name not in have:
                 self.client.log_artifact(self.run_id, str(self.run_dir / name))
+        hydra = self.run_dir / ".hydra"  # the composed config and the overrides that made it
+        if (hydra / "config.yaml").is_file() and "hydra" not in have:
+            for name in ("config.yaml", "overrides.yaml"):
+                if (hydra / name).is_file():
+                    self.client.log_artifact(self.run_id, str(hydra / name), "hydra")
         if log_checkpoints and (self.run_dir / CHECKPOINTS).is_dir() and CHECKPOINTS not in have:
             self.client.log_artifact(self.run_id, str(self.run_dir / CHECKPOINTS))
-        self.client.set_terminated(self.run_id, RUN_STATUS.get(status, "FAILED"))
+        ended = _epoch_ms(summary.get("finished_at"))  # the run's own end, not the export's
+        self.client.set_terminated(self.run_id, RUN_STATUS.get(status, "FAILED"), ended)
 
 
 # summary.json's provenance fields that a run's MLflow tags carry (as `sweeplab.<field>`)
 PROVENANCE_TAGS = ("code_version", "dirty", "data_fingerprint", "cpu", "threads", "host")
 
 
-def _read_state(run_dir: Path) -> dict[str, Any]:
+def _read_json(path: Path) -> dict[str, Any]:
     try:
-        return json.loads((run_dir / TRACKERS).read_text())
+        found = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _overrides(run_dir: Path) -> list[str]:
+    import yaml
+
+    try:
+        return [str(o) for o in yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text())]
+    except (OSError, TypeError, yaml.YAMLError):
+        return []
+
+
+def _epoch_ms(stamp: str | None) -> int | None:
+    """summary.json's ISO time as MLflow's milliseconds since the epoch (None: unknown)."""
+    from datetime import datetime
+
+    try:
+        return int(datetime.fromisoformat(str(stamp)).timestamp() * 1000) if stamp else None
+    except ValueError:
+        return None
+
+
+def _read_state(run_dir: Path) -> dict[str, Any]:
+    return _read_json(run_dir / TRACKERS)
 
 
 def _write_state(run_dir: Path, update: dict[str, Any]) -> None:

@@ -18,10 +18,9 @@ from typing import Any
 import yaml
 from tensorboard.compat.proto.summary_pb2 import Summary as SummaryProto
 from tensorboard.compat.proto.summary_pb2 import SummaryMetadata
-from tensorboard.plugins.hparams import api_pb2, metadata
+from tensorboard.plugins.hparams import api_pb2, metadata, summary_v2
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData, SessionEndInfo
 from torch.utils.tensorboard import SummaryWriter
-from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
 from sweeplab.config import STUDY_GROUPS, RunConfig, as_container, runtime_keys
 from sweeplab.hooks import EpochEnd, RunHook
@@ -33,6 +32,7 @@ CORE_KEYS = ("variant", "model.name", "dataset.name", "input_size", "optimizer.n
              "optimizer.lr", "scheduler.name", "regularization.weight_decay",
              "regularization.noise_std", "regularization.label_smoothing",
              "regularization.hflip", "tta", "epochs", "batch_size", "seed")  # fmt: skip
+HPARAMS_METRICS = ("val/accuracy", "test/accuracy", "val/loss", "train/loss", "train/accuracy")
 # HParams knows success, failure, running and unknown: a pruned run ended as the search meant,
 # an interrupted one may yet resume.
 SESSION_STATUS = {
@@ -57,7 +57,8 @@ def hparams(config: dict[str, Any], run_dir: Path) -> dict[str, bool | int | flo
         key, _, value = override.lstrip("+~").partition("=")
         if key not in skipped and not key.startswith("hydra."):
             values[key] = config.get(key, value)
-    return {key: _tensorboard_value(value) for key, value in values.items()}
+    # A key without a value (null) is left out: TensorBoard shows it blank, not as "null".
+    return {key: _tensorboard_value(v) for key, v in values.items() if v is not None}
 
 
 def _overrides(run_dir: Path) -> list[str]:
@@ -70,9 +71,7 @@ def _overrides(run_dir: Path) -> list[str]:
 
 
 def _tensorboard_value(value: Any) -> bool | int | float | str:
-    if isinstance(value, bool | int | float | str):
-        return value
-    return "null" if value is None else str(value)
+    return value if isinstance(value, bool | int | float | str) else str(value)
 
 
 class EventLog:
@@ -82,8 +81,18 @@ class EventLog:
         for old in run_dir.glob(TENSORBOARD_EVENTS):
             old.unlink()
         self.writer = SummaryWriter(log_dir=str(run_dir))
-        _, session_start, _ = hparams_summaries(hparams(config, run_dir), {})
-        self.writer.file_writer.add_summary(session_start)
+        # TensorBoard's own writer of the session (torch's stores booleans as 1.0); the trial
+        # id is the job folder's name, which the HParams table shows whole.
+        values = hparams(config, run_dir)
+        session = summary_v2.hparams_pb(values, trial_id=run_dir.name)
+        self.writer.file_writer.add_summary(session)
+        # The experiment's metrics in the order the HParams table should show (and colour by)
+        # them: val accuracy first, not images per second.
+        experiment = summary_v2.hparams_config_pb(
+            hparams=[summary_v2.HParam(key) for key in values],
+            metrics=[summary_v2.Metric(tag) for tag in HPARAMS_METRICS],
+        )
+        self.writer.file_writer.add_summary(experiment)
 
     def rows(self, rows: list[dict[str, Any]]) -> None:
         """metrics.csv rows at their epochs."""
