@@ -23,8 +23,8 @@ def heatmap(
 ) -> Figure:
     """Mean of the metric over rows x cols, each cell annotated with mean, ± std and n; a `*`
     marks a cell that differs from the baseline cell (Holm-adjusted), `(base)` that cell."""
-    cols_key = cols or "_all"
-    data = summary.assign(_all="all") if cols is None else summary
+    cols_key = cols or "_metric"  # one column: named by the metric, not "all"
+    data = summary.assign(_metric=label) if cols is None else summary
     means = data.pivot_table(index=rows, columns=cols_key, values="mean", dropna=False)
     stds = data.pivot_table(index=rows, columns=cols_key, values="std", dropna=False)
     counts = data.pivot_table(index=rows, columns=cols_key, values="n", dropna=False)
@@ -42,7 +42,7 @@ def heatmap(
             else:
                 notes.at[r, c] = f"{mean:.4f}{mark}\n±{std:.4f}\nn={n:.0f}"
     width = 2 + 1.6 * len(means.columns)
-    fig = Figure(figsize=(max(width, 5), 1.5 + 0.9 * len(means.index)))
+    fig = Figure(figsize=(max(width, 6), 1.5 + 0.9 * len(means.index)))  # room for the bar label
     ax = fig.subplots()
     sns.heatmap(means, annot=notes.values, fmt="", cmap="viridis", ax=ax, cbar_kws={"label": label})
     title = f"{label}: mean ± std over seeds"
@@ -56,25 +56,29 @@ def heatmap(
 
 def learning_curves(curves: pd.DataFrame, y: str, hue: str | None, out: Path) -> Figure:
     """`y` per epoch for each configuration, the band one std over seeds."""
-    fig = Figure(figsize=(9, 5))
+    fig = Figure(figsize=(11, 5))
     ax = fig.subplots()
     many = hue is not None and curves[hue].nunique() > 10
     epochs = sorted(curves["epoch"].unique())
+    # A band only where a configuration has several seeds (a search's trials have one).
+    seeds = curves.groupby([hue, "epoch"] if hue else ["epoch"]).size().max()
     sns.lineplot(
         data=curves,
         x="epoch",
         y=y,
         hue=hue,
-        errorbar="sd",
+        errorbar="sd" if seeds > 1 else None,
         ax=ax,
         palette="viridis" if many else None,
         marker="o" if len(epochs) <= 30 else None,  # a curve of one epoch is a point
     )
-    ax.set_title(f"{y} per epoch (band: ± 1 std over seeds)")
+    band = "band: ± 1 std over seeds" if seeds > 1 else "one seed per configuration"
+    ax.set_title(f"{y} per epoch ({band})")
     integer_epoch_ticks(ax, epochs)
     ax.grid(alpha=0.3)
-    if hue is not None:
-        ax.legend(title=hue, fontsize=7, title_fontsize=8, loc="best", ncol=2 if many else 1)
+    if hue is not None:  # beside the axes, never over the lines
+        ax.legend(title=hue, fontsize=7, title_fontsize=8, loc="upper left",
+                  bbox_to_anchor=(1.01, 1.0), borderaxespad=0, ncol=2 if many else 1)  # fmt: skip
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     return fig

@@ -170,3 +170,26 @@ def test_the_heatmap_marks_a_cell_whose_difference_is_exact(tmp_path: Path) -> N
     notes = [text.get_text() for text in fig.axes[0].texts]
     assert "0.9100 *\n±0.0000\nn=3" in notes and "0.9000 (base)\n±0.0000\nn=3" in notes
     assert (tmp_path / "h.png").stat().st_size > 0
+
+
+def test_a_one_column_heatmap_names_its_column_by_the_metric(tmp_path: Path) -> None:
+    summary = pd.DataFrame(
+        {"wd": [0.0, 0.01], "mean": [0.9, 0.91], "std": [0.01] * 2, "n": [3] * 2}
+    )
+    fig = plots.heatmap(summary, "wd", None, "test_accuracy", tmp_path / "h.png")
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["test_accuracy"]
+
+
+def test_curves_of_one_seed_each_draw_no_band_and_keep_the_legend_off_the_lines(
+    tmp_path: Path,
+) -> None:
+    curves = pd.DataFrame({"epoch": [1, 2, 1, 2], "val_accuracy": [0.5, 0.6, 0.55, 0.7],
+                           "config": ["a", "a", "b", "b"]})  # fmt: skip
+    fig = plots.learning_curves(curves, "val_accuracy", "config", tmp_path / "c.png")
+    (ax,) = fig.axes
+    assert "one seed per configuration" in ax.get_title() and not ax.collections  # no bands
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()  # the figure as it was saved
+    legend = ax.get_legend().get_window_extent(renderer)
+    assert legend.x0 >= ax.get_window_extent(renderer).x1  # beside the axes

@@ -384,6 +384,10 @@ def test_learning_curves_of_a_one_epoch_run_mark_the_point_on_a_whole_epoch(
     for ax in fig.axes:
         assert list(ax.get_xticks()) == [1]
         assert all(line.get_marker() == "o" for line in ax.lines if len(line.get_xdata()))
+    loss, accuracy = fig.axes
+    assert loss.get_yscale() == "linear" and accuracy.get_ylabel() == "accuracy (%)"
+    points = [y for line in accuracy.lines for y in line.get_ydata()]
+    assert points and all(1 < y <= 100 for y in points)  # percent, as the console prints
 
 
 def test_flip_tta_scores_an_image_and_its_mirror_image_alike() -> None:

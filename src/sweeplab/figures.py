@@ -21,11 +21,13 @@ PREDICTIONS_PER_ROW = 5  # mode=predict predict.n=100 draws 20 rows, not a 22,00
 def learning_curves(metrics_csv: Path, out: Path) -> Figure:
     """Loss and accuracy per epoch, train against val, from metrics.csv."""
     metrics = pd.read_csv(metrics_csv)
-    metrics = metrics[metrics["split"].isin(["train", "val"])]
+    metrics = metrics[metrics["split"].isin(["train", "val"])].copy()
+    metrics["accuracy (%)"] = 100 * metrics["accuracy"]  # in percent, as the console prints it
     fig = Figure(figsize=(10, 4))
     axes = fig.subplots(1, 2)
     epochs = sorted(metrics["epoch"].unique())
-    for ax, column in zip(axes, ("loss", "accuracy"), strict=True):
+    # Loss on a linear axis: over a few epochs a log axis has one labelled tick.
+    for ax, column in zip(axes, ("loss", "accuracy (%)"), strict=True):
         sns.lineplot(data=metrics, x="epoch", y=column, hue="split", marker="o", ax=ax)
         ax.set_title(column)
         ax.grid(alpha=0.3)
@@ -33,7 +35,6 @@ def learning_curves(metrics_csv: Path, out: Path) -> Figure:
             ax.set_xticks(epochs)
         else:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes[0].set_yscale("log")
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     return fig
