@@ -11,7 +11,8 @@ from hydra.types import RunMode
 from hydra_plugins.sweeplab_optuna_sweeper import trial_info
 from omegaconf import DictConfig
 
-from sweeplab.config import check_override_keys, quote_paths, register_configs
+from sweeplab.command_line import check_override_keys, quote_paths
+from sweeplab.config import register_configs
 from sweeplab.errors import SweeplabError
 from sweeplab.modes import record_failure, run_mode
 from sweeplab.run_folder import RunLocked, Summary, note_failed_job

@@ -23,7 +23,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from sweeplab.datasets import DATASETS, dataset_spec
-from sweeplab.errors import SweeplabError, closest_key, require
+from sweeplab.errors import SweeplabError, require
 from sweeplab.models import MODELS, ModelConfig, model_spec
 
 log = logging.getLogger(__name__)
@@ -281,48 +281,6 @@ def known_keys() -> set[str]:
     for schema in OPTIMIZERS.values():
         keys |= set(_leaf_keys(schema, "optimizer."))
     return keys
-
-
-def check_override_keys(arguments: list[str]) -> None:
-    """Raise with a suggestion when a command-line `key=value` names a key no schema has
-    (`regularization.weigth_decay`): Hydra's own answer would be to add it with `+`."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    known, groups = known_keys(), {"model", "dataset", "optimizer", "scheduler",
-                                   "regularization", "lenet_variant", *STUDY_GROUPS}  # fmt: skip
-    nodes = {name.rsplit(".", i)[0] for name in known for i in range(1, name.count(".") + 1)}
-    parser = OverridesParser.create()
-    for text in arguments:
-        if text.startswith(("-", "+", "~", "hydra.", "hydra/")) or "=" not in text:
-            continue
-        try:
-            (override,) = parser.parse_overrides([text])
-        except Exception:
-            continue  # Hydra reports a malformed override itself
-        key = override.get_key_element()
-        if key in known or key in groups or key in nodes:
-            continue
-        meant = closest_key(key, known)
-        if meant is not None:
-            raise SweeplabError(f"unknown key {key!r}: did you mean {meant}?")
-
-
-PATH_KEYS = ("ckpt", "dataset.root")  # values that are paths, typed as the console printed them
-GRAMMAR = set("=,[]{}()'\" ")  # characters Hydra's override grammar reads as syntax
-
-
-def quote_paths(arguments: list[str]) -> list[str]:
-    """The command line with each path value of PATH_KEYS quoted for Hydra's grammar: a
-    sweep's job folders are named `key=value,key=value`, and `ckpt=<that>/checkpoints/best.pt`
-    should work as it is pasted."""
-    quoted = []
-    for text in arguments:
-        key, sep, value = text.partition("=")
-        if sep and key in PATH_KEYS and value[:1] not in ("'", '"') and GRAMMAR & set(value):
-            value = "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-            text = f"{key}={value}"
-        quoted.append(text)
-    return quoted
 
 
 def register_configs() -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import fcntl
 import logging
-import math
 import sys
 import threading
 import warnings
@@ -29,10 +28,16 @@ from typing import IO, Any
 
 import optuna
 from hydra.core.plugins import Plugins
-from hydra.core.utils import JobReturn, JobStatus
 from hydra.types import HydraContext, TaskFunction
 from hydra.utils import get_method
 from hydra_plugins.sweeplab_optuna_sweeper import _results, _settings
+from hydra_plugins.sweeplab_optuna_sweeper._jobs import (
+    STATUS_NAMES,
+    env_override,
+    folder_of,
+    outcome,
+    quoted,
+)
 from hydra_plugins.sweeplab_optuna_sweeper._space import (
     SearchError,
     describe,
@@ -74,18 +79,6 @@ def _flock(path: Path) -> Iterator[None]:
     with path.open("a") as file:
         fcntl.flock(file, fcntl.LOCK_EX)
         yield
-
-
-def quoted(value: str) -> str:
-    """A value for Hydra's override grammar, whatever characters a path holds."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def env_override(name: str, value: Any) -> str:
-    """A job override that sets `name` in the job's environment (Hydra's hydra.job.env_set);
-    the key exists already (`_pass_trials_by_env`), so no `+` and Hydra's launchers leave it
-    out of the lines they print."""
-    return f"hydra.job.env_set.{name}={quoted(str(value))}"
 
 
 class Search:
@@ -326,10 +319,10 @@ class Search:
                      env_override(ENV_TRIAL, trial.number)]  # fmt: skip
         _results.starting(self, trial)
         (job,) = self.launcher.launch([overrides], trial.number)
-        state, values, error = self._outcome(job)
+        state, values, error = outcome(job, len(self.directions))
         storage, trial_id = self.study._storage, trial._trial_id
-        storage.set_trial_user_attr(trial_id, FOLDER, _folder_of(job))
-        storage.set_trial_user_attr(trial_id, STATUS, _STATUS[state])
+        storage.set_trial_user_attr(trial_id, FOLDER, folder_of(job))
+        storage.set_trial_user_attr(trial_id, STATUS, STATUS_NAMES[state])
         if error:
             storage.set_trial_user_attr(trial_id, ERROR, error)
         with self.asking, suppress(RuntimeError):  # grid's study.stop(): told anyway
@@ -339,33 +332,6 @@ class Search:
             self.told.append(self.study.get_trials(deepcopy=False)[trial.number])
             _results.progress(self, self.told[-1])
             self._count_failures(trial.number, error)
-
-    def _outcome(self, job: JobReturn) -> tuple[TrialState, list[float] | None, str | None]:
-        """How the job ended, for the study: its state, its values, a failure's reason."""
-        if job.status != JobStatus.COMPLETED:
-            err = job._return_value
-            if isinstance(err, optuna.TrialPruned):
-                return TrialState.PRUNED, None, None
-            return TrialState.FAIL, None, f"{type(err).__name__}: {err}".splitlines()[0]
-        value = job.return_value
-        objectives = len(self.directions)
-        given = len(value) if isinstance(value, list | tuple) else 1
-        if given != objectives:
-            return (
-                TrialState.FAIL,
-                None,
-                (
-                    f"the task returned {given} value(s) to a study of {objectives} objective(s): "
-                    "return one per entry of hydra.sweeper.direction"
-                ),
-            )
-        try:
-            values = [float(v) for v in (value if isinstance(value, list | tuple) else [value])]
-        except (TypeError, ValueError):
-            return TrialState.FAIL, None, f"the task returned {value!r}, not a number"
-        if not all(math.isfinite(v) for v in values):
-            return TrialState.FAIL, None, f"the task returned {value!r}"
-        return TrialState.COMPLETE, values, None
 
     def _count_failures(self, number: int, error: str | None) -> None:
         failed = sum(t.state == TrialState.FAIL for t in self.told)
@@ -413,14 +379,3 @@ class Search:
             print(f"[sweeplab_optuna] confirming the {min(len(best), self.settings.confirm)} "
                   f"best configuration(s) on {key} {seeds}", file=sys.stderr)  # fmt: skip
             self.launcher.launch(jobs, initial_job_idx=self.n_trials)
-
-
-_STATUS = {TrialState.COMPLETE: "completed", TrialState.PRUNED: "pruned",
-           TrialState.FAIL: "failed"}  # fmt: skip
-
-
-def _folder_of(job: JobReturn) -> str | None:
-    try:
-        return str(job.hydra_cfg.hydra.runtime.output_dir)
-    except Exception:
-        return None
