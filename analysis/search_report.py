@@ -39,17 +39,9 @@ def search_settings(sweep: Path) -> dict[str, Any] | None:
 
 def load_study(sweep: Path, settings: dict[str, Any]) -> Any:
     """The sweep's study, read with Optuna (None when its storage holds none yet)."""
-    import optuna
-    from hydra_plugins.sweeplab_optuna_sweeper.study import open_storage
+    from hydra_plugins.sweeplab_optuna_sweeper.study import sweep_study
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = settings.get("storage") or str(sweep / "study.journal")
-    if storage.endswith(".journal") and not Path(storage).is_file():
-        return None
-    try:
-        return optuna.load_study(study_name=settings["study_name"], storage=open_storage(storage))
-    except KeyError:
-        return None
+    return sweep_study(sweep, settings.get("storage"), str(settings["study_name"]))
 
 
 def metric_names(study: Any) -> list[str]:

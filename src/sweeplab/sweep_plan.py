@@ -99,16 +99,11 @@ def planned_jobs(config: DictConfig) -> list[PlannedJob] | None:
 
 def _search_line(config: DictConfig) -> str:
     """A search's plan: its trials done and to run, from the study in the sweep folder."""
-    from hydra_plugins.sweeplab_optuna_sweeper.study import JOURNAL_SUFFIX, load_study
+    from hydra_plugins.sweeplab_optuna_sweeper.study import sweep_study
 
     sweeper = config.hydra.sweeper
-    storage = sweeper.get("storage") or str(Path(config.hydra.sweep.dir) / f"study{JOURNAL_SUFFIX}")
-    trials: list[Any] = []
-    if not str(storage).endswith(JOURNAL_SUFFIX) or Path(storage).is_file():
-        try:
-            trials = load_study(str(storage), str(sweeper.study_name)).get_trials(deepcopy=False)
-        except KeyError:
-            trials = []
+    study = sweep_study(Path(config.hydra.sweep.dir), sweeper.get("storage"), sweeper.study_name)
+    trials = study.get_trials(deepcopy=False) if study is not None else []
     states = [t.state.name.lower() for t in trials]
     counts = ", ".join(f"{states.count(s)} {s}" for s in dict.fromkeys(states)) or "none yet"
     left = max(int(sweeper.n_trials) - len(trials), 0)

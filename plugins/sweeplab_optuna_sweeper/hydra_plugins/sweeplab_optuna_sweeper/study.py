@@ -55,6 +55,18 @@ def load_study(storage: str, study_name: str) -> Study:
     return study
 
 
+def sweep_study(sweep_dir: Path, storage: str | None, study_name: str) -> Study | None:
+    """A sweep's study as its search stored it (the sweep folder's journal unless `storage`
+    names another), or None while it holds none yet. Nothing is created."""
+    where = storage or str(sweep_dir / f"study{JOURNAL_SUFFIX}")
+    if where.endswith(JOURNAL_SUFFIX) and not Path(where).is_file():
+        return None
+    try:
+        return load_study(where, study_name)
+    except KeyError:  # Optuna: no study of that name there
+        return None
+
+
 def make_pruner(name: str, args: dict[str, Any]) -> BasePruner:
     """Optuna's pruner `name` (a key of PRUNERS) with its keyword arguments."""
     import optuna
