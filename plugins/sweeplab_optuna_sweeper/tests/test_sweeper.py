@@ -84,7 +84,7 @@ def test_hydras_sphere_example_runs_unchanged_and_draws_what_hydras_sweeper_draw
     assert f"its folder: {sweep / str(best['best_trial'])}" in result.stdout
     again = f"run it again: python {EXAMPLE / 'sphere.py'} x={x} y={y}\n"  # as it was typed
     assert again in result.stdout
-    assert "trial 1/20: x=" in result.stdout and "Launching 1 jobs locally" not in result.stdout
+    assert "[1/20] trial 0: x=" in result.stdout and "Launching 1 jobs locally" not in result.stdout
 
 
 def test_hydras_multi_objective_example_writes_its_pareto_front(tmp_path: Path) -> None:
@@ -253,6 +253,31 @@ def test_a_tuple_with_a_direction_list_is_a_multi_objective_study_with_names(
         assert next(csv.reader(file))[:3] == ["trial", "up", "down"]
 
 
+def test_value_format_prints_each_objective_as_its_name_asks(app: Path, tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    result = run_app(app, f"hydra.sweep.dir={sweep}", "pair=true",
+                     "hydra.sweeper.direction=[maximize,maximize]",
+                     "hydra.sweeper.metric_names=[up,down]",
+                     "hydra.sweeper.value_format={up: .1%}")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    for trial in study_of(sweep, "sweeplab").trials:  # `down` has no spec: .6g
+        up, down = trial.values
+        assert f"trial {trial.number} completed: up {up:.1%}, down {down:.6g}\n" in result.stdout
+
+
+def test_a_value_format_that_is_no_format_spec_is_refused_before_any_trial(
+    app: Path, tmp_path: Path
+) -> None:
+    sweep = tmp_path / "sweep"
+    result = run_app(app, f"hydra.sweep.dir={sweep}", "hydra.sweeper.value_format=percent")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "sweeplab_optuna: error: hydra.sweeper.value_format: 'percent' is not a Python format "
+        "spec for a number; e.g. .6g, .2%, ,.0f"
+    )
+    assert not (sweep / "0").exists()
+
+
 def test_pruning_a_multi_objective_study_is_refused_in_one_line(app: Path, tmp_path: Path) -> None:
     directions = "hydra.sweeper.direction=[maximize,minimize]"
     result = run_app(app, f"hydra.sweep.dir={tmp_path / 's'}", "pair=true", directions,
@@ -273,7 +298,7 @@ def test_a_task_that_reports_is_pruned_through_the_api(tmp_path: Path) -> None:
     assert pruned and all(t.user_attrs["status"] == "pruned" for t in pruned)
     assert all(len(t.intermediate_values) < 5 for t in pruned)  # stopped before its last step
     assert study.best_trial.state == TrialState.COMPLETE
-    assert f"trial {pruned[0].number + 1}/12 pruned after step" in result.stdout
+    assert f"[{pruned[0].number + 1}/12] trial {pruned[0].number} pruned at step" in result.stdout
 
 
 def test_chdir_with_a_relative_sweep_dir_reaches_the_study(app: Path) -> None:
@@ -291,7 +316,7 @@ def test_the_same_command_resumes_and_two_commands_are_two_workers(
     sweep = tmp_path / "sweep"
     first = run_app(app, f"hydra.sweep.dir={sweep}", "hydra.sweeper.n_trials=2")
     again = run_app(app, f"hydra.sweep.dir={sweep}", "hydra.sweeper.n_trials=2")
-    assert first.returncode == again.returncode == 0 and "trial 1/2: x=" in first.stdout
+    assert first.returncode == again.returncode == 0 and "[1/2] trial 0: x=" in first.stdout
     assert "/2: x=" not in again.stdout  # no trial started
     assert "2 of 2 trials done (n_trials=2): nothing to run" in again.stdout
     command = [sys.executable, str(app), "-m", f"hydra.sweep.dir={sweep}",

@@ -110,6 +110,7 @@ class Search:
                               "share between 0.0 and 1.0")  # fmt: skip
         self.directions = _settings.directions(s.direction)
         self.metric_names = _settings.metric_names(s.metric_names, len(self.directions))
+        self.value_formats = _settings.value_formats(s.value_format, _results.names(self))
         params = [f"{key}={value}" for key, value in (s.params or {}).items()]
         self.space, self.fixed = parse(params + list(arguments))
         for key in self.space:

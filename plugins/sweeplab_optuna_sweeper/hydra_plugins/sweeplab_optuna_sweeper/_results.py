@@ -24,7 +24,8 @@ RESULTS = "optimization_results.yaml"
 PARETO = "pareto.csv"
 
 
-def _names(search: Search) -> list[str]:
+def names(search: Search) -> list[str]:
+    """The objectives' names: `metric_names`, else `value` (`value_0`, ... for several)."""
     if search.metric_names:
         return search.metric_names
     if len(search.directions) == 1:
@@ -32,28 +33,39 @@ def _names(search: Search) -> list[str]:
     return [f"value_{i}" for i in range(len(search.directions))]
 
 
-def _values(search: Search, trial: FrozenTrial) -> str:
-    pairs = zip(_names(search), trial.values, strict=True)
-    return ", ".join(f"{name} {value:.6g}" for name, value in pairs)
+def _values(search: Search, values: list[float]) -> str:
+    parts = zip(names(search), values, search.value_formats, strict=True)
+    return ", ".join(f"{name} {format(value, spec)}" for name, value, spec in parts)
+
+
+def _count(search: Search, trial: Any) -> str:
+    """`[4/20] trial 3`: the place among the search's trials, then Optuna's number (which
+    also names its folder and the study's records)."""
+    return f"[{trial.number + 1}/{search.n_trials}] trial {trial.number}"
 
 
 def starting(search: Search, trial: Any) -> None:
     """One line as a trial starts: which, of how many, and its values."""
     params = " ".join(f"{key}={value}" for key, value in trial.params.items())
-    log.info("trial %d/%d: %s", trial.number + 1, search.n_trials, params)
+    log.info("%s: %s", _count(search, trial), params)
 
 
 def progress(search: Search, trial: FrozenTrial) -> None:
     """One line for a trial that ended: how, its values, and the best so far."""
-    done = f"trial {trial.number + 1}/{search.n_trials}"
+    done = _count(search, trial)
     if trial.state == TrialState.COMPLETE:
-        line = f"{done} completed: {_values(search, trial)}"
+        line = f"{done} completed: {_values(search, trial.values)}"
         if len(search.directions) == 1:
             best = search.study.best_trial
-            line += f" (best so far {best.value:.6g}, trial {best.number})"
+            shown = format(best.value, search.value_formats[0])
+            line += f" (best so far {shown}, trial {best.number})"
     elif trial.state == TrialState.PRUNED:
         steps = trial.intermediate_values
-        line = f"{done} pruned" + (f" after step {max(steps)}" if steps else "")
+        line = f"{done} pruned"
+        if steps:
+            last = max(steps)
+            step = search.settings.step_name
+            line += f" at {step} {last}: {_values(search, [steps[last]])}"
     else:
         line = f"{done} failed: {trial.user_attrs.get(ERROR, '?')}"
     log.info(line)
@@ -83,7 +95,7 @@ def write(search: Search) -> None:
         best = study.best_trial
         results |= {"best_params": best.params, "best_value": best.value}
         results |= {"best_trial": best.number, "best_folder": best.user_attrs.get(FOLDER)}
-        log.info("best: trial %d, %s, %s", best.number, _values(search, best), best.params)
+        log.info("best: trial %d, %s, %s", best.number, _values(search, best.values), best.params)
         log.info("its folder: %s", best.user_attrs.get(FOLDER, "?"))
         log.info("run it again: %s", again(search, best))
     else:
@@ -95,17 +107,17 @@ def write(search: Search) -> None:
         log.info("Pareto front: %d of %d completed trials (%s)", len(front), len(done),
                  search.sweep_dir / PARETO)  # fmt: skip
         for t in front:
-            log.info("    trial %d: %s, %s", t.number, _values(search, t), t.params)
+            log.info("    trial %d: %s, %s", t.number, _values(search, t.values), t.params)
     results |= {"study_name": study.study_name, "storage": search.storage}
     (search.sweep_dir / RESULTS).write_text(OmegaConf.to_yaml(_serialisable(results)))
 
 
 def _write_pareto(search: Search, front: list[FrozenTrial]) -> None:
-    names = _names(search)
+    columns = names(search)
     keys = sorted({key for t in front for key in t.params})
     with (search.sweep_dir / PARETO).open("w", newline="") as file:
         writer = csv.writer(file)
-        writer.writerow(["trial", *names, *keys, "folder"])
+        writer.writerow(["trial", *columns, *keys, "folder"])
         for t in front:
             params = [t.params.get(key, "") for key in keys]
             writer.writerow([t.number, *t.values, *params, t.user_attrs.get(FOLDER, "")])

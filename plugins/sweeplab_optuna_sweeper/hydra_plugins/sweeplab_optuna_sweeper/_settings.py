@@ -19,6 +19,8 @@ SAMPLERS = {"tpe": "TPESampler", "random": "RandomSampler", "grid": "GridSampler
 REMOVED = {"MOTPESampler": "tpe (TPE handles several objectives since Optuna 3) or nsgaii"}
 DIRECTIONS = ("maximize", "minimize")
 
+DEFAULT_FORMAT = ".6g"  # how the console prints an objective's value unless told
+
 
 def directions(value: Any) -> list[str]:
     """`direction` as a list: one entry per objective."""
@@ -45,6 +47,24 @@ def metric_names(value: Any, count: int) -> list[str] | None:
                           f"{count} objective(s) (hydra.sweeper.direction): give one per "
                           "objective")  # fmt: skip
     return names
+
+
+def value_formats(value: Any, names: list[str]) -> list[str]:
+    """One format spec per objective from `value_format`: null (`.6g`), one spec for all, or
+    a mapping from metric name to spec (names it lacks get `.6g`)."""
+    if value is None:
+        return [DEFAULT_FORMAT] * len(names)
+    if OmegaConf.is_dict(value) or isinstance(value, dict):
+        specs = [str(value.get(name, DEFAULT_FORMAT)) for name in names]
+    else:
+        specs = [str(value)] * len(names)
+    for spec in specs:
+        try:
+            format(0.5, spec)
+        except ValueError:
+            raise SearchError(f"hydra.sweeper.value_format: {spec!r} is not a Python format "
+                              "spec for a number; e.g. .6g, .2%, ,.0f") from None  # fmt: skip
+    return specs
 
 
 def pruner_name(value: str | None, objectives: int) -> str:

@@ -50,6 +50,10 @@ class SweeperConf:
     # What the objectives are called in the study (optuna-dashboard's axis names): one name,
     # or a list as long as `direction`; null leaves Optuna's "Objective 0".
     metric_names: Any = None
+    # How the console prints the objectives' values: a Python format spec for all (".2%"), or
+    # one per metric name ({val_accuracy: ".2%", params: ",.0f"}); null: ".6g".
+    value_format: Any = None
+    step_name: str = "step"  # what the task's reported steps are, in the progress lines
     study_name: str = "sweeplab"
     # null: Optuna's journal file <sweep dir>/study.journal, which many processes (and SLURM
     # jobs on a shared file system) use at once; else a *.journal path or an RDB URL
