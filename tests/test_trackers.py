@@ -126,10 +126,14 @@ def test_a_sweep_logs_one_parent_run_and_a_nested_run_per_job(
     assert parent.info.status == "FINISHED"  # closed at the sweep's end
     experiment = client.get_experiment(parent.info.experiment_id)
     assert experiment.name == str(sweep)  # its folder (absolute: the test's is not below here)
-    # MLflow 3 opens it on the runs table, not its GenAI overview
+    # MLflow 3 opens it on the runs table, not its GenAI overview: the tag, and the link the
+    # sweep's end prints (MLflow's own "View experiment" links land on the GenAI overview)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    table = f"{mlflow_server.uri}/#/experiments/{experiment.experiment_id}/runs"
+    assert f"MLflow: {table}?workflowType=machine_learning" in result.stdout
+    assert "View experiment at" not in result.stdout
     names = sorted(r.info.run_name for r in children)  # by what differs between the jobs
-    assert names == [f"regularization.weight_decay={wd},seed={seed}"
+    assert names == [f"weight_decay={wd},seed={seed}"
                      for wd in ("0", "0.01") for seed in (0, 1)]  # fmt: skip
     assert parent.data.tags["sweeplab.runs"] == "4 (4 completed)"
     assert parent.data.tags["sweeplab.best_run"] in names

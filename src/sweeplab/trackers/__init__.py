@@ -20,6 +20,7 @@ from sweeplab.errors import SweeplabError
 from sweeplab.hooks import RunHook
 
 INSTALL = 'pip install -e ".[trackers]"'  # TensorBoard and MLflow, as the README says
+MLFLOW_SWEEP_STATE = Path(".sweeplab") / "mlflow.json"  # a sweep's parent run per MLflow store
 
 
 def tracker_hooks(logger: LoggerConfig) -> list[RunHook]:
@@ -59,6 +60,37 @@ def sweep_folder(run_dir: Path) -> Path | None:
     return run_dir.parent if (run_dir.parent / "multirun.yaml").is_file() else None
 
 
+def mlflow_url(uri: str, experiment: str, run_id: str | None = None) -> str | None:
+    """A link into MLflow's web UI (a server's http(s) URI only) that opens the experiment's
+    runs table in its "Model training" view, or one run; MLflow's own links open MLflow 3's
+    GenAI overview."""
+    if not uri.startswith(("http://", "https://")):
+        return None
+    page = f"runs/{run_id}" if run_id else "runs"
+    return f"{uri.rstrip('/')}/#/experiments/{experiment}/{page}?workflowType=machine_learning"
+
+
+def mlflow_run_urls(run_dir: Path) -> list[str]:
+    """Links into MLflow's web UI to the runs that mirror one job folder of a sweep (read from
+    its trackers.json and the sweep's parent-run record; none for a file store)."""
+    import json
+
+    from sweeplab.run_folder import TRACKERS
+
+    sweep = sweep_folder(run_dir)
+    try:
+        stores = json.loads((sweep / MLFLOW_SWEEP_STATE).read_text()) if sweep else {}
+        runs = json.loads((run_dir / TRACKERS).read_text()).get("mlflow", {})
+    except (OSError, ValueError, AttributeError):
+        return []
+    urls = [
+        mlflow_url(uri, str(stores[uri]["experiment_id"]), run_id)
+        for uri, run_id in runs.items()
+        if uri in stores
+    ]
+    return [url for url in urls if url]
+
+
 def display_name(folder: Path) -> str:
     """A folder as a tracker names it: relative to here when below it (multirun/wd_vs_noise),
     else from its `multirun` or `outputs` folder on, else in full."""
@@ -74,7 +106,8 @@ def display_name(folder: Path) -> str:
 
 def swept_name(run_dir: Path) -> str:
     """A sweep's job as trackers list it: the values its sweep varies (`weight_decay=0.01,
-    seed=1`), since the keys every job shares make all names look alike; a search's trial
+    seed=1`, each key by its last part), since the keys every job shares make all names look
+    alike; a search's trial
     by its folder (`trial-003`); the folder's name when the sweep's record is missing."""
     import yaml
 
@@ -88,8 +121,15 @@ def swept_name(run_dir: Path) -> str:
         return name
     task = ((multirun.get("hydra") or {}).get("overrides") or {}).get("task") or []
     swept = {str(o).split("=", 1)[0] for o in task if _is_sweep(str(o).split("=", 1)[-1])}
-    shown = [str(o) for o in mine if str(o).split("=", 1)[0] in swept]
-    return ",".join(shown) or name
+    shown = [str(o).split("=", 1) for o in mine if str(o).split("=", 1)[0] in swept]
+    # the last part of each key (`weight_decay`, not `regularization.weight_decay`), so that
+    # what differs shows in a tracker's narrow name column; in full where two would read alike
+    last = [key.lstrip("+~").split(".")[-1] for key, _ in shown]
+    pairs = zip(shown, last, strict=True)
+    return (
+        ",".join(f"{end if last.count(end) == 1 else key}={value}" for (key, value), end in pairs)
+        or name
+    )
 
 
 def _is_sweep(value: str) -> bool:
@@ -129,7 +169,7 @@ class SweepTrackersEnd(Callback):
         sweep = Path(config.hydra.sweep.dir)
         from sweeplab.run_folder import FAILED_NOTES
 
-        if (sweep / ".sweeplab" / "mlflow.json").is_file():  # mlflow.SWEEP_STATE
+        if (sweep / MLFLOW_SWEEP_STATE).is_file():
             from sweeplab.trackers.mlflow import close_parent
 
             close_parent(sweep, failed=any((sweep / FAILED_NOTES).glob("*.txt")))

@@ -39,21 +39,29 @@ from sweeplab.run_folder import (
     Summary,
     write_json,
 )
-from sweeplab.trackers import display_name, epoch_metrics, flatten, sweep_folder, swept_name
+from sweeplab.trackers import (
+    MLFLOW_SWEEP_STATE,
+    display_name,
+    epoch_metrics,
+    flatten,
+    mlflow_url,
+    sweep_folder,
+    swept_name,
+)
 
 log = logging.getLogger(__name__)
 
 # A tracker that is down must cost seconds, not the minutes of MLflow's default retries.
+# MLflow's own "View experiment at" lines link to MLflow 3's GenAI overview; sweeplab prints
+# links that open the runs table (`mlflow_url`) instead.
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}  # fmt: skip
+                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+                 "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}  # fmt: skip
 # A pruned run ended as its search meant it to: FINISHED, with `sweeplab.status: pruned`.
 RUN_STATUS = {"completed": "FINISHED", "pruned": "FINISHED", "interrupted": "KILLED"}  # else FAILED
 # MLflow 3 opens an experiment on its GenAI overview unless told it holds training runs.
 EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 FOLDER_TAG = "sweeplab.folder"  # the absolute path of the run (or sweep) folder it mirrors
-SWEEP_STATE = (
-    Path(".sweeplab") / "mlflow.json"
-)  # the sweep's parent run per store  # in a sweep folder: its parent run per store
 METRIC_BATCH = 1000  # MLflow's limit of entities in one log_batch
 PARAM_BATCH = 100
 
@@ -103,7 +111,7 @@ def _locked(path: Path) -> Iterator[None]:
 def parent_run(client: MlflowClient, uri: str, experiment: str, sweep: Path) -> str:
     """The sweep's parent run in this store: found in the sweep folder or by its tag, else
     made; one process at a time decides."""
-    state_path = sweep / SWEEP_STATE
+    state_path = sweep / MLFLOW_SWEEP_STATE
     with _locked(state_path):
         state = json.loads(state_path.read_text()) if state_path.is_file() else {}
         known = state.get(uri)
@@ -143,7 +151,7 @@ def sweep_outcome(sweep: Path) -> tuple[dict[str, str], int | None]:
 def close_parent(sweep: Path, failed: bool) -> None:
     """At a sweep's end: its parent run FINISHED (FAILED when a job failed), in each store,
     with its jobs' counts and best run, ended when its last job ended."""
-    state_path = sweep / SWEEP_STATE
+    state_path = sweep / MLFLOW_SWEEP_STATE
     if not state_path.is_file():
         return
     tags, ended = sweep_outcome(sweep)
@@ -153,6 +161,8 @@ def close_parent(sweep: Path, failed: bool) -> None:
             parent = known["parent_run_id"]
             client.log_batch(parent, tags=[RunTag(k, v) for k, v in tags.items()])
             client.set_terminated(parent, "FAILED" if failed else "FINISHED", ended)
+            if link := mlflow_url(uri, known["experiment_id"]):
+                log.info("MLflow: %s", link)
         except Exception as err:
             log.warning("MLflow at %s: could not close the sweep's parent run: %s", uri, err)
 
@@ -241,6 +251,8 @@ class MirroredRun:
             self.client.log_artifact(self.run_id, str(self.run_dir / CHECKPOINTS))
         ended = _epoch_ms(summary.get("finished_at"))  # the run's own end, not the export's
         self.client.set_terminated(self.run_id, RUN_STATUS.get(status, "FAILED"), ended)
+        if self.parent is None and (link := mlflow_url(self.uri, self.experiment, self.run_id)):
+            log.info("MLflow: %s", link)  # a sweep's jobs: its end names the runs table
 
 
 # summary.json's provenance fields that a run's MLflow tags carry (as `sweeplab.<field>`)
