@@ -14,20 +14,17 @@ completed runs whose files agree; the others are listed with what is wrong.
 from __future__ import annotations
 
 import argparse
-import base64
 import math
 import sys
 from dataclasses import dataclass, field
-from itertools import product
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 if __package__ in (None, ""):  # run as a script: make `analysis` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis import plots, provenance_report
+from analysis import grid_report, plots, provenance_report
 from analysis.collect import (
     CollectError,
     config_columns,
@@ -36,32 +33,22 @@ from analysis.collect import (
     sweep_progress,
 )
 from analysis.factors import Factors, describe_changes, level_changes, swept_factors
-from analysis.search_report import add_search_sections, search_settings
+from analysis.page import Estimate, Page, cell_text, is_fraction
+from analysis.search_report import CONFIRMS, TRIAL, add_search_sections, search_settings
 from analysis.stats import (
-    ALPHA,
-    CERTAIN_TESTS,
-    POWER,
-    RAW_COLUMNS,
     REPLICATE,
     ReportError,
-    cell_table,
     compare_factors,
-    compare_levels,
     configuration_table,
     finish,
-    format_cell,
     levels,
     metric_label,
     metric_values,
-    power_table,
     summarise,
-    unpaired_allowed,
 )
 from sweeplab.errors import closest_key  # the same suggestion as run.py's
 
-CONFIGURATION = "configuration"  # the `factor` of a whole configuration's comparison
 MAX_GRID_LEVELS = 12  # a key with more values (an Optuna search) gets no rows x cols table
-TEMPLATE = Path(__file__).with_name("report.html.j2")
 
 
 @dataclass
@@ -75,71 +62,6 @@ class Request:
     baselines: dict[str, str] = field(default_factory=dict)  # key -> value (--baseline)
     detect: float | None = None  # a difference to plan seeds for (--detect)
     code_version: str | None = None  # only the runs of this code version (--code-version)
-
-
-@dataclass
-class Page:
-    """The report as a list of blocks, written as Markdown and as one self-contained HTML page."""
-
-    title: str
-    blocks: list[tuple[str, Any]] = field(default_factory=list)
-
-    def heading(self, text: str) -> None:
-        self.blocks.append(("heading", text))
-
-    def text(self, *lines: str) -> None:
-        self.blocks.append(("text", list(lines)))
-
-    def table(self, frame: pd.DataFrame, caption: str = "", index: bool = False) -> None:
-        self.blocks.append(("table", (frame.reset_index() if index else frame, caption)))
-
-    def figure(self, path: Path, title: str) -> None:
-        self.blocks.append(("figure", (path, title)))
-
-    def markdown(self) -> str:
-        lines = [f"# {self.title}", ""]
-        for kind, content in self.blocks:
-            if kind == "heading":
-                lines += [f"## {content}", ""]
-            elif kind == "text":
-                lines += [*content, ""]
-            elif kind == "table":
-                frame, caption = content
-                lines += [*([caption, ""] if caption else []), _markdown_table(frame), ""]
-            else:
-                path, title = content
-                lines += [f"![{title}]({path.name})", ""]
-        return "\n".join(lines)
-
-    def html(self) -> str:
-        from jinja2 import Environment, FileSystemLoader, select_autoescape
-
-        env = Environment(
-            loader=FileSystemLoader(TEMPLATE.parent), autoescape=select_autoescape(["j2"])
-        )
-        blocks = []
-        for kind, content in self.blocks:
-            if kind == "table":
-                frame, caption = content
-                styler = frame.style.hide(axis="index").format(
-                    lambda v: f"{v:.4g}" if isinstance(v, float) else v, escape="html", na_rep="-"
-                )
-                blocks.append(("table", (styler.to_html(), caption)))
-            elif kind == "figure":
-                path, title = content
-                data = base64.b64encode(path.read_bytes()).decode()
-                blocks.append(("figure", (f"data:image/png;base64,{data}", title)))
-            elif kind == "text":
-                blocks.append(
-                    ("text", [line.removeprefix("- ").replace("`", "") for line in content])
-                )
-            else:
-                blocks.append((kind, content))
-        return env.get_template(TEMPLATE.name).render(title=self.title, blocks=blocks)
-
-
-def _markdown_table(frame: pd.DataFrame) -> str:
-    return frame.to_markdown(index=False, floatfmt=".4g", missingval="-")
 
 
 def parse_window(text: str | None) -> tuple[int, int] | None:
@@ -310,15 +232,15 @@ def write_report(request: Request) -> Path:
     gridded = is_grid(done, factors)
     raw = [compare_factors(done, factors, label, baselines, strata)]
     if gridded and len(factors) > 1:
-        raw.append(_configuration_comparisons(done, factors, label, baselines, strata))
+        raw.append(grid_report.configuration_comparisons(done, factors, label, baselines, strata))
     compared = finish(pd.concat(raw, ignore_index=True))  # one family for Holm's adjustment
-    compared = _mark_mixed(compared, done, factors)
+    compared = grid_report.mark_mixed(compared, done, factors)
     runs.drop(columns=["path"]).to_csv(out / "runs.csv", index=False)
     summarise(done, factors, label).to_csv(out / "summary.csv", index=False)
     compared.to_csv(out / "comparisons.csv", index=False)
 
     page = Page(f"Report: {', '.join(str(s) for s in request.sweeps)}")
-    page.text(*provenance_report.header())
+    page.header = provenance_report.header()
     for line in provenance_report.warnings(runs):
         page.text(line)
     _warn_unexplained(page, swept)
@@ -331,29 +253,31 @@ def write_report(request: Request) -> Path:
     for sweep in searched:
         add_search_sections(page, sweep, runs, out, factors)
     if factors and len(done) and not searched:
-        _comparisons(page, done, factors, label, baselines, compared, request, strata)
+        grid_report.answer(page, compared, label)
+        grid_report.comparisons(
+            page, done, factors, label, baselines, compared, request.detect, strata
+        )
     if gridded and len(done):
         assert rows_key is not None
-        _grids(page, done, factors, rows_key, cols_key, label, baselines, compared, out)
+        grid_report.grids(page, done, factors, rows_key, cols_key, label, baselines, compared, out)
     elif len(done) and not factors:
         summary = summarise(done, [], label).iloc[0]
         page.heading(label)
-        page.text(format_cell(summary["mean"], summary["std"], int(summary["n"])))
+        mean, std, n = summary["mean"], summary["std"], int(summary["n"])
+        page.text(str(Estimate(mean, std, n, is_fraction(label))))
     if len(done):
         page.heading("Per configuration")
         table = configuration_table(done, factors, label)
+        table["runs"] = grid_report.runs_column(done, factors, out)
         if not gridded and factors:  # a search: best first
-            table = table.sort_values("_mean", ascending=False)
-        caption = "n counts runs; a configuration's runs differ only in seed"
+            table = table.sort_values(table.columns[len(factors) + 2], ascending=False, key=_means)
+        caption = "n counts runs; a configuration's runs differ only in seed; each links its runs"
         if provenance_report.several_cpus(done):
-            table["train s (mean)"] = "-"
+            table["train s (mean)"] = math.nan
             caption += "; training seconds are not averaged across CPUs (Provenance: per CPU)"
-        page.table(table.drop(columns="_mean"), caption)
-    _best(page, done, epochs, factors, label, request)
-    curves = _curves(done, epochs, factors)
-    if not curves.empty:
-        hue = "config" if factors else None
-        plots.learning_curves(curves, "val_accuracy", hue, out / "learning_curves.png")
+        page.table(table, caption)
+    grid_report.best(page, done, epochs, factors, label, request.window, out)
+    _learning_curves(runs, epochs, factors, cols_key if gridded else None, bool(searched), out)
     _inconsistent(page, runs, epochs, request)
     _problems(page, runs)
     _provenance(page, runs, done)
@@ -372,25 +296,8 @@ def write_report(request: Request) -> Path:
     return out
 
 
-def _mark_mixed(compared: pd.DataFrame, done: pd.DataFrame, factors: list[str]) -> pd.DataFrame:
-    """`mixed`: what the runs of each comparison mix (code versions, data fingerprints), and
-    such a comparison's verdict says it is not clean."""
-    configs = _configuration_names(done, factors) if factors else None
-    marks = []
-    for factor, level, base in zip(
-        compared["factor"], compared["level"], compared["baseline"], strict=True
-    ):
-        column = configs if factor == CONFIGURATION else done[factor].astype(str)
-        marks.append(provenance_report.mixed(done[column.isin([str(level), str(base)])]))
-    compared = compared.assign(mixed=marks)
-    not_clean = compared["mixed"] != ""
-    compared.loc[not_clean, "verdict"] = [
-        f"{verdict} (not clean: mixed {what})"
-        for verdict, what in zip(
-            compared.loc[not_clean, "verdict"], compared.loc[not_clean, "mixed"], strict=True
-        )
-    ]
-    return compared
+def _means(column: pd.Series) -> pd.Series:
+    return column.map(lambda cell: cell.mean)
 
 
 def _provenance(page: Page, runs: pd.DataFrame, done: pd.DataFrame) -> None:
@@ -466,186 +373,41 @@ def _progress(page: Page, sweep: Path, runs: pd.DataFrame) -> None:
     page.text(*lines)
 
 
-def _configuration_comparisons(done, factors, label, baselines, strata) -> pd.DataFrame:
-    """Each configuration (a value of every swept key) against the baseline configuration
-    (every key at its baseline), paired on the seed. Unlike the per-key comparisons, which
-    pool over the other keys, these stay right when keys interact (a switch that helps only
-    together with another); the heatmap marks the ones in its slice."""
-    configs = done.assign(_configuration=_configuration_names(done, factors))
-    base = ", ".join(str(baselines[key]) for key in factors)
-    welch = unpaired_allowed(strata)
-    rows = [
-        compare_levels(configs, "_configuration", name, base, [REPLICATE, *strata], label, welch)
-        for name in configs["_configuration"].unique()
-        if name != base
-    ]
-    table = pd.DataFrame(rows, columns=RAW_COLUMNS).assign(metric=label)
-    return table.assign(factor=CONFIGURATION)
-
-
-def _configuration_names(runs: pd.DataFrame, factors: list[str]) -> pd.Series:
-    """Each run's configuration as its swept keys' values, in factor order: `0.01, 0.1`."""
-    return runs[factors].astype(str).agg(", ".join, axis=1)
-
-
-def _comparisons(page, done, factors, label, baselines, compared, request, strata) -> None:
-    page.heading(f"Comparisons: {label} against a baseline")
-    base = ", ".join(f"{k}={v}" for k, v in baselines.items())
-    page.text(
-        f"Each level of each swept key against its baseline ({base}; choose with "
-        "`--baseline KEY=VALUE`): the difference of the means over runs matched on every other "
-        f"swept key and on the seed, a {1 - ALPHA:.0%} t interval of the paired differences, the "
-        f"paired t-test's p, and p_holm, Holm's adjustment over all {len(compared)} comparisons "
-        f"of this report. A verdict other than `no detectable difference` needs p_holm < {ALPHA}."
-    )
-    shown = compared[compared["factor"] != CONFIGURATION]
-    if not shown["mixed"].astype(bool).any():  # every comparison clean: no column of blanks
-        shown = shown.drop(columns="mixed")
-    page.table(_rounded(shown.drop(columns="metric")))
-    welch = shown[shown["test"].str.startswith("Welch")]
-    if len(welch):
-        page.text(
-            f"{len(welch)} comparison(s) could not be paired (their seeds or other keys differ) "
-            "and use Welch's unequal-variance t-test instead."
-        )
-    certain = compared[compared["test"].isin(CERTAIN_TESTS)]
-    if len(certain):
-        identical = certain["mean_diff"].eq(0).sum()
-        page.text(
-            f"{len(certain)} comparison(s) have no spread: {identical} gave identical results "
-            f"in every pair, {len(certain) - identical} the same non-zero difference in every "
-            "pair (or, unpaired, no spread in either group). There the difference is exact: "
-            "its interval is that one value, and p is 1 when it is 0, else 0."
-        )
-    power = power_table(done, factors, label, baselines, request.detect, strata)
-    page.text(
-        f"What these seeds can detect: the smallest true difference a paired t-test finds "
-        f"with {POWER:.0%} power at the observed spread of the paired differences"
-        + (
-            f", and the pairs (seeds x cells) a difference of {request.detect:g} needs"
-            if request.detect
-            else ""
-        )
-        + "."
-    )
-    page.table(_rounded(power))
-    configurations = compared[compared["factor"] == CONFIGURATION]
-    if len(configurations):
-        page.heading(f"Each configuration against the baseline configuration: {label}")
-        page.text(
-            "Every configuration (a value of each swept key) against the one with every key at "
-            "its baseline, paired on the seed, in the same Holm family as above; best first. "
-            "Where keys interact (one helps only with another), read these rather than the "
-            "pooled per-key comparisons."
-        )
-        page.table(_rounded(_by_configuration(done, factors, configurations)))
-
-
-def _by_configuration(done, factors, configurations) -> pd.DataFrame:
-    """The configuration comparisons with one column per swept key, best difference first."""
-    named = done.assign(_configuration=_configuration_names(done, factors))
-    values = named.drop_duplicates("_configuration").set_index("_configuration")[factors]
-    table = configurations.join(values, on="level").sort_values("mean_diff", ascending=False)
-    columns = ["n", "mean_diff", "ci_low", "ci_high", "p", "p_holm", "verdict", "test"]
-    return table[[*factors, *columns]]
-
-
-def _rounded(frame: pd.DataFrame) -> pd.DataFrame:
-    """Numbers as text with 4 significant digits (p-values: 3), for the tables on the page."""
-    out = frame.copy()
-    for column in out.columns:
-        if pd.api.types.is_float_dtype(out[column]):
-            digits = ".3g" if column.startswith("p") else ".4g"
-            out[column] = [("-" if pd.isna(v) else format(v, digits)) for v in out[column]]
-    return out
-
-
-def _grids(page, done, factors, rows_key, cols_key, label, baselines, compared, out) -> None:
-    """rows x cols tables whose cells hold runs that differ only in seed: one per value of
-    any other swept key; the heatmap for the baseline slice; marginal tables, pooled."""
-    others = [f for f in factors if f not in (rows_key, cols_key)]
-    page.heading(f"{label}: {rows_key} x {cols_key or '-'}")
-    slices = list(product(*(levels(done, key) for key in others))) or [()]
-    for values in slices:
-        data = done
-        for key, value in zip(others, values, strict=True):
-            data = data[data[key].astype(str) == str(value)]
-        if data.empty:
-            continue
-        where = ", ".join(f"{k}={v}" for k, v in zip(others, values, strict=True))
-        grid = cell_table(
-            summarise(data, [k for k in (rows_key, cols_key) if k], label), rows_key, cols_key
-        )
-        grid.index.name = f"{rows_key} \\ {cols_key}" if cols_key else rows_key
-        caption = "mean ± std (n seeds); a cell's runs differ only in seed"
-        page.table(grid, f"{caption}{f'; with {where}' if where else ''}", index=True)
-    for factor in factors if len(factors) > 1 else []:  # marginal tables, pooled over the rest
-        pooled = ", ".join(f for f in factors if f != factor)
-        marginal = cell_table(summarise(done, [factor], label), factor, None)
-        marginal.columns = ["mean ± std (n runs)"]
-        page.table(
-            marginal,
-            f"{label} by {factor}, pooled over {pooled} and seeds (n counts runs)",
-            index=True,
-        )
-    plots.metric_by_factor(done, factors, label, cols_key, out / "metric_by_key.png")
-    base_slice = done
-    for key in others:
-        base_slice = base_slice[base_slice[key].astype(str) == str(baselines[key])]
-    if base_slice.empty:
+def _learning_curves(runs, epochs, factors, panel_key, searched, out) -> None:
+    """Val accuracy per epoch: a grid of two or more keys as small multiples (a panel per
+    value of its column key); a search's trials ranked, the best in colour, the pruned ones
+    in grey with the rest."""
+    shown = runs[runs["status"].isin(["completed", "pruned"] if searched else ["completed"])]
+    val = epochs[(epochs["split"] == "val") & epochs["path"].isin(shown["path"])]
+    if val.empty:
         return
-    table = summarise(base_slice, [k for k in (rows_key, cols_key) if k], label)
-    grid = (
-        table.pivot_table(index=rows_key, columns=cols_key, values="mean", dropna=False)
-        if cols_key
-        else table.set_index(rows_key)[["mean"]]
-    )
-    grid.to_csv(out / "heatmap.csv")  # the heatmap's numbers: mean per cell
-    differs: set[str] = set()  # "row, col" of the cells whose verdict is higher or lower
-    if cols_key:
-        named = base_slice.assign(_configuration=_configuration_names(base_slice, factors))
-        cells = named[rows_key].astype(str) + ", " + named[cols_key].astype(str)
-        cell_of = dict(zip(named["_configuration"], cells, strict=True))
-        marks = compared[compared["factor"] == CONFIGURATION]
-        differs = {cell_of[name] for name, v in zip(marks["level"], marks["verdict"], strict=True)
-                   if name in cell_of and v in ("higher", "lower")}  # fmt: skip
-    plots.heatmap(table, rows_key, cols_key, label, out / "heatmap.png", differs, baselines)
-
-
-def _best(page, done, epochs, factors, label, request) -> None:
-    """The configuration with the best mean val accuracy, and its test numbers."""
-    if done.empty:
-        return
-    select = "val_accuracy" if request.window else "best_val_accuracy"
-    chosen = done.assign(_select=metric_values(done, epochs, select, request.window))
-    groups = chosen.groupby(factors, dropna=False) if factors else [((), chosen)]
-    scored = [(group["_select"].mean(), key, group) for key, group in groups]
-    score, key, group = max(scored, key=lambda item: item[0])
-    key = key if isinstance(key, tuple) else (key,)
-    where = ", ".join(f"{f}={v}" for f, v in zip(factors, key, strict=True)) or "all runs"
-    test, value = group["test_accuracy"].astype(float), group[label].dropna()
-    page.heading("Best configuration (chosen on validation, never test)")
-    page.text(
-        f"- {where}: mean {metric_label(select, request.window)} {score:.4f}",
-        f"- its test_accuracy: {format_cell(test.mean(), test.std(ddof=1), len(test))}",
-        *(
-            [f"- its {label}: {format_cell(value.mean(), value.std(ddof=1), len(value))}"]
-            if label != "test_accuracy"
-            else []
-        ),
-    )
-
-
-def _curves(runs: pd.DataFrame, epochs: pd.DataFrame, factors: list[str]) -> pd.DataFrame:
-    val = epochs[epochs["split"] == "val"].rename(columns={"accuracy": "val_accuracy"})
-    val = val[val["path"].isin(runs["path"])]
+    val = val.rename(columns={"accuracy": "val_accuracy"})
     if not factors:
-        return val.assign(config="all")
-    # "weight_decay=0.001, noise_std=0.1": the last part of each key keeps legends short.
-    named = runs.set_index("path")[factors].map(str)
-    for key in factors:
-        named[key] = key.split(".")[-1] + "=" + named[key]
-    return val.assign(config=val["path"].map(named.agg(", ".join, axis=1)))
+        plots.learning_curves(val, "val_accuracy", None, out / "learning_curves.png")
+        return
+    named = shown.set_index("path")
+    panel = panel_key if panel_key in factors and len(factors) > 1 else None
+
+    def short(keys: list[str]) -> pd.Series:  # "weight_decay=1e-4, noise_std=0.1", in order
+        ordered = named.sort_values(keys, key=lambda c: c.map(plots.sort_key))
+        parts = [key.split(".")[-1] + "=" + ordered[key].map(cell_text) for key in keys]
+        names = parts[0].str.cat(parts[1:], sep=", ") if len(parts) > 1 else parts[0]
+        return names.astype(pd.CategoricalDtype(names.unique(), ordered=True))
+
+    if searched and TRIAL in named:  # a confirmation run is its trial's configuration
+        trial = named[CONFIRMS].fillna(named[TRIAL]) if CONFIRMS in named else named[TRIAL]
+        config = "trial " + trial.map(lambda t: cell_text(int(float(t))) if pd.notna(t) else "?")
+    else:
+        config = short([f for f in factors if f != panel])
+    hue = "trial" if searched and TRIAL in named else "configuration"
+    val = val.assign(**{hue: val["path"].map(config)})
+    panel_name = panel.split(".")[-1] if panel else None
+    if panel:
+        val[panel_name] = val["path"].map(named[panel].map(cell_text))
+    plots.learning_curves(
+        val, "val_accuracy", hue, out / "learning_curves.png",
+        panel=panel_name, best=8 if searched else None,
+    )  # fmt: skip
 
 
 def _inconsistent(page: Page, runs: pd.DataFrame, epochs: pd.DataFrame, request) -> None:

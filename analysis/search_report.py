@@ -10,7 +10,6 @@ confirmation runs of the best configurations compared with each other on their s
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,9 @@ import seaborn as sns
 import yaml
 from matplotlib.figure import Figure
 
-from analysis.stats import REPLICATE, compare_levels, finish, format_cell
+from analysis.grid_report import mlflow_links, shown_comparisons
+from analysis.page import Estimate, folder_link, is_fraction
+from analysis.stats import REPLICATE, compare_levels, finish
 
 # Columns collect.py reads from a job's environment (the sweeper's hydra.job.env_set): the
 # trial a run is, and the trial a confirmation run repeats.
@@ -44,9 +45,14 @@ def load_study(sweep: Path, settings: dict[str, Any]) -> Any:
     return sweep_study(sweep, settings.get("storage"), str(settings["study_name"]))
 
 
-def metric_names(study: Any) -> list[str]:
-    """The study's objectives by name (sweeplab's `objective`), else Optuna's."""
-    names = study.metric_names or [f"objective {i}" for i in range(len(study.directions))]
+def metric_names(study: Any, runs: pd.DataFrame | None = None) -> list[str]:
+    """The study's objectives by name: as the study records them (`metric_names`), else the
+    runs' `objective` key (sweeplab's; a search without metric_names), else Optuna's."""
+    names = study.metric_names
+    if not names and runs is not None and "objective" in runs and len(study.directions) == 1:
+        values = runs["objective"].dropna().astype(str).unique()
+        names = list(values) if len(values) == 1 else None
+    names = names or [f"objective {i}" for i in range(len(study.directions))]
     return [str(name) for name in names]
 
 
@@ -54,6 +60,7 @@ def trial_table(study: Any, runs: pd.DataFrame) -> pd.DataFrame:
     """One row per trial: number, state, value (a pruned trial's: its last reported value;
     one column per objective where there are several), epochs reached and training seconds
     (from its run folder), and its parameters."""
+    names = metric_names(study, runs)
     paths = [str(Path(p).resolve()) for p in runs["path"]]
     by_folder = dict(zip(paths, runs.itertuples(), strict=True))
     rows = []
@@ -63,7 +70,7 @@ def trial_table(study: Any, runs: pd.DataFrame) -> pd.DataFrame:
         folder = trial.user_attrs.get("folder")
         run = by_folder.get(str(Path(folder).resolve())) if folder else None
         values = trial.values or []
-        named = dict(zip(metric_names(study), values, strict=False))
+        named = dict(zip(names, values, strict=False))
         rows.append(
             {
                 "trial": trial.number,
@@ -77,51 +84,74 @@ def trial_table(study: Any, runs: pd.DataFrame) -> pd.DataFrame:
                 **trial.params,
             }
         )
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    table.attrs["names"] = names  # the objectives' names, for the sections that show them
+    return table
 
 
-def history_figure(trials: pd.DataFrame, maximize: bool, out: Path) -> None:
+def history_figure(trials: pd.DataFrame, maximize: bool, name: str, out: Path) -> None:
     """Best value so far against trial number and against cumulative training seconds."""
+    scale = 100 if is_fraction(name) else 1
     ordered = trials.sort_values("trial").assign(
-        cumulative_seconds=lambda t: t["train_seconds"].fillna(0).cumsum()
+        cumulative_seconds=lambda t: t["train_seconds"].fillna(0).cumsum(),
+        value=lambda t: t["value"] * scale,
     )
     complete = ordered["value"].where(ordered["state"] == "complete")
     best = complete.cummax() if maximize else complete.cummin()
     ordered["best so far"] = best.ffill()  # pruned and failed trials keep the best so far
-    fig = Figure(figsize=(11, 4.2))
+    fig = Figure(figsize=(12, 4.2))
     axes = fig.subplots(1, 2, sharey=True)
     for ax, x, label in (
         (axes[0], "trial", "trial number"),
         (axes[1], "cumulative_seconds", "cumulative training seconds"),
     ):
         sns.scatterplot(
-            data=ordered,
-            x=x,
-            y="value",
-            hue="state",
-            style="state",
-            ax=ax,
+            data=ordered, x=x, y="value", hue="state", style="state", ax=ax, legend=ax is axes[1],
             markers={"complete": "o", "pruned": "X", "fail": "s", "running": "^"},
-        )
+        )  # fmt: skip
         ax.step(
             ordered[x], ordered["best so far"], where="post", color="black", label="best so far"
         )
         ax.set_xlabel(label)
-        ax.set_ylabel("val accuracy (pruned: at its last epoch)")
-    axes[1].legend().remove()
+        ax.set_ylabel(f"{name}{' (%)' if scale == 100 else ''}")
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     fig.suptitle("Optimization history (x: pruned trials, at the epoch they reached)")
     fig.tight_layout()
     fig.savefig(out, dpi=100)
 
 
-def _optuna_figure(plot: Any, study: Any, out: Path) -> bool:
-    """Save one of Optuna's matplotlib plots; False when the study cannot draw it yet."""
+def readable_parallel(ax: Any, study: Any, name: str) -> None:
+    """Optuna's parallel-coordinates plot made legible: a colour map whose worst trial is
+    still visible (viridis, not near-white Blues), each axis named by the last part of its
+    key in full (Optuna cuts long names), the objective by its name."""
+    lines = ax.collections[0]
+    lines.set_cmap("viridis")
+    if lines.colorbar is not None:
+        lines.colorbar.update_normal(lines)
+        lines.colorbar.set_label(name)
+    keys = sorted({key for trial in study.get_trials(deepcopy=False) for key in trial.params})
+    labels = []
+    for tick in ax.get_xticklabels():
+        text = tick.get_text()
+        cut = text.removesuffix("...")
+        key = next((k for k in keys if k == text or (text != cut and k.startswith(cut))), text)
+        labels.append(name if text == "Objective Value" else key.split(".")[-1])
+    ax.set_xticks(ax.get_xticks(), labels, rotation=0, fontsize=9)
+    ax.set_title(f"Parallel coordinates: one line per completed trial, coloured by {name}")
+
+
+def _optuna_figure(plot: Any, study: Any, out: Path, polish: Any = None) -> bool:
+    """Save one of Optuna's matplotlib plots (after `polish(axes, study)`); False when the
+    study cannot draw it yet."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
         try:
             axes = plot(study)
         except (ValueError, RuntimeError, ZeroDivisionError):
             return False
+    if polish is not None:
+        polish(axes, study)
     figure = (axes.flat[0] if hasattr(axes, "flat") else axes).figure
     figure.set_size_inches(10, 5)
     figure.tight_layout()
@@ -151,7 +181,7 @@ def add_search_sections(
     pruner, _ = pruner_of(study.user_attrs)
     objectives = ", ".join(
         f"{name} ({d.name.lower()})"
-        for name, d in zip(metric_names(study), study.directions, strict=True)
+        for name, d in zip(trials.attrs["names"], study.directions, strict=True)
     )
     page.text(
         f"- {len(trials)} trials: {counts.get('complete', 0)} completed, "
@@ -164,7 +194,7 @@ def add_search_sections(
     )
     if len(study.directions) > 1:
         _pareto(page, study, trials, out)
-        _pruned(page, runs)
+        _trials(page, study, trials, out)
         return
     maximize = study.direction.name == "MAXIMIZE"
     done = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
@@ -172,17 +202,19 @@ def add_search_sections(
         best = study.best_trial
         folder = Path(best.user_attrs.get("folder") or "").resolve()
         test = runs.loc[[Path(p).resolve() == folder for p in runs["path"]], "test_accuracy"]
-        where = os.path.relpath(folder, out) if best.user_attrs.get("folder") else None
+        name = trials.attrs["names"][0]
+        value = f"{best.value:.2%}" if is_fraction(name) else f"{best.value:.4g}"
+        link = folder_link(folder, out) if best.user_attrs.get("folder") else None
         page.text(
-            f"- best trial: #{best.number}, val accuracy {best.value:.4f}"
-            + (f", test accuracy {float(test.iloc[0]):.4f}" if len(test) else "")
-            + (f"; its run folder: [{folder.name}]({where})" if where else "")
+            f"- **best trial: {best.number}**, {name} {value}"
+            + (f", test accuracy {float(test.iloc[0]):.2%}" if len(test) else "")
+            + (f"; its run folder: [{link.text}]({link.href})" if link else "")
         )
         page.table(
             pd.DataFrame([{"key": k, "value": v} for k, v in best.params.items()]),
-            f"Trial #{best.number}'s configuration: every searched key",
+            f"Trial {best.number}'s configuration: every searched key",
         )
-    history_figure(trials, maximize, out / "search_history.png")
+    history_figure(trials, maximize, trials.attrs["names"][0], out / "search_history.png")
     page.figure(out / "search_history.png", "optimization history")
     if len(done) >= 2:
         with warnings.catch_warnings():
@@ -197,11 +229,14 @@ def add_search_sections(
                 "Parameter importances (Optuna's default evaluator, over completed trials)",
             )
         if _optuna_figure(
-            optuna_plots.plot_parallel_coordinate, study, out / "search_parallel.png"
+            optuna_plots.plot_parallel_coordinate,
+            study,
+            out / "search_parallel.png",
+            lambda axes, study: readable_parallel(axes, study, trials.attrs["names"][0]),
         ):
             page.figure(out / "search_parallel.png", "parallel coordinates of the searched keys")
-    _pruned(page, runs)
     _confirmation(page, runs, factors)
+    _trials(page, study, trials, out)
 
 
 def _pareto(page: Any, study: Any, trials: pd.DataFrame, out: Path) -> None:
@@ -210,7 +245,7 @@ def _pareto(page: Any, study: Any, trials: pd.DataFrame, out: Path) -> None:
     front = sorted(t.number for t in study.best_trials)
     if not front:
         return
-    names = metric_names(study)
+    names = trials.attrs["names"]
     table = trials[trials["trial"].isin(front)].drop(columns=["state", "value", "epochs"])
     page.heading("Pareto front")
     page.text(
@@ -226,18 +261,23 @@ def _pareto(page: Any, study: Any, trials: pd.DataFrame, out: Path) -> None:
         page.figure(out / "search_pareto.png", "Pareto front (every completed trial)")
 
 
-def _pruned(page: Any, runs: pd.DataFrame) -> None:
-    pruned = runs[runs["status"] == "pruned"]
-    if pruned.empty:
-        return
-    ranked = pruned.sort_values(["epochs_completed", "best_val_accuracy"], ascending=False)
-    page.heading("Pruned runs, by the epoch they reached")
-    page.table(
-        ranked[["run", "epochs_completed", "best_val_accuracy"]].rename(
-            columns={"epochs_completed": "epoch reached", "best_val_accuracy": "best val accuracy"}
-        ),
-        "Stopped by the pruner; left out of the statistics of completed runs",
+def _trials(page: Any, study: Any, trials: pd.DataFrame, out: Path) -> None:
+    """Every trial, best first, each linked to its run folder; a pruned trial's value is the
+    last it reported (the epoch it reached)."""
+    names = trials.attrs["names"]
+    maximize = study.directions[0].name == "MAXIMIZE"
+    shown = trials.rename(columns={"value": names[0]} if len(names) == 1 else {})
+    shown = shown.drop(columns="value", errors="ignore")
+    shown["folder"] = [
+        [folder_link(f, out), *mlflow_links(f)] if f else "-" for f in shown["folder"]
+    ]
+    ranked = shown.sort_values(names[0], ascending=not maximize, na_position="last")
+    page.heading("Every trial")
+    page.text(
+        f"Best {names[0]} first; a pruned trial's value is the last it reported, at the epoch "
+        "it reached (left out of the statistics of completed runs). Each links its run folder."
     )
+    page.table(ranked)
 
 
 def configuration_name(run: pd.Series, trial: int, keys: list[str]) -> str:
@@ -268,8 +308,8 @@ def _confirmation(page: Any, runs: pd.DataFrame, factors: list[str]) -> None:
                 "configuration": configuration_name(group.iloc[0], int(trial), factors),
                 "seeds": sorted(group[REPLICATE].tolist()),
                 "val mean": val.mean(),
-                "val accuracy": format_cell(val.mean(), val.std(), len(val)),
-                "test accuracy": format_cell(test.mean(), test.std(), len(test)),
+                "val accuracy": Estimate(val.mean(), val.std(), len(val), True),
+                "test accuracy": Estimate(test.mean(), test.std(), len(test), True),
             }
         )
     table = pd.DataFrame(rows).sort_values("val mean", ascending=False)
@@ -287,12 +327,12 @@ def _confirmation(page: Any, runs: pd.DataFrame, factors: list[str]) -> None:
         for trial in others
     ]).assign(metric="best_val_accuracy"))  # fmt: skip
     page.text(
-        f"Trial #{best} has the best mean val accuracy on the new seeds. Each other "
+        f"Trial {best} has the best mean val accuracy on the new seeds. Each other "
         "configuration against it, paired on the seed, Holm-adjusted over these comparisons; "
         "`no detectable difference` means these seeds cannot tell them apart."
     )
     names = dict(zip(table["trial"], table["configuration"], strict=True))
     compared["level"] = compared["level"].map(names)
     compared["baseline"] = names[best]
-    page.table(compared.drop(columns=["metric", "factor"]).rename(columns={
-        "level": "configuration", "baseline": "against"}))  # fmt: skip
+    shown = shown_comparisons(compared.drop(columns="factor"), "best_val_accuracy")
+    page.table(shown.rename(columns={"level": "configuration", "baseline": "against"}))

@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from analysis.page import Estimate, is_fraction
+
 REPLICATE = "seed"  # the replicate axis: never a factor of a comparison
 SPLITS = ("train", "val", "test")
 ALPHA = 0.05  # two-sided level of every test and (1 - ALPHA) of every interval
@@ -113,20 +115,13 @@ def summarise(runs: pd.DataFrame, factors: list[str], value: str) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
-def format_cell(mean: float, std: float, n: int, digits: int = 4) -> str:
-    """'0.8912 ± 0.0031 (3)'; with n = 1 no std is shown."""
-    if n == 0 or math.isnan(mean):
-        return "-"
-    if n == 1 or math.isnan(std):
-        return f"{mean:.{digits}f} (1)"
-    return f"{mean:.{digits}f} ± {std:.{digits}f} ({n})"
-
-
-def cell_table(summary: pd.DataFrame, rows: str, cols: str | None) -> pd.DataFrame:
-    """rows x cols table of `mean ± std (n)` strings (one column when `cols` is None)."""
+def cell_table(
+    summary: pd.DataFrame, rows: str, cols: str | None, percent: bool = False
+) -> pd.DataFrame:
+    """rows x cols table of `mean ± std (n)` cells (one column when `cols` is None)."""
     cells = summary.assign(
         cell=[
-            format_cell(m, s, n)
+            Estimate(m, s, int(n), percent)
             for m, s, n in zip(summary["mean"], summary["std"], summary["n"], strict=True)
         ]
     )
@@ -141,8 +136,10 @@ def _single(values: pd.Series) -> object:
     if values.empty:
         return "-"
     low, high = values.min(), values.max()
+    if low == high:
+        return int(low) if pd.api.types.is_numeric_dtype(values) else low
     as_text = (lambda v: f"{v:,.0f}") if pd.api.types.is_numeric_dtype(values) else str
-    return as_text(low) if low == high else f"{as_text(low)}-{as_text(high)}"
+    return f"{as_text(low)}-{as_text(high)}"
 
 
 def configuration_table(runs: pd.DataFrame, factors: list[str], value: str) -> pd.DataFrame:
@@ -160,11 +157,10 @@ def configuration_table(runs: pd.DataFrame, factors: list[str], value: str) -> p
                 "epochs": _single(group["epochs_completed"])
                 if "epochs_completed" in group
                 else "-",
-                f"{value} mean ± std (n)": format_cell(
-                    summary["mean"], summary["std"], summary["n"]
+                f"{value} mean ± std (n)": Estimate(
+                    summary["mean"], summary["std"], summary["n"], is_fraction(value)
                 ),
-                "_mean": summary["mean"],
-                "train s (mean)": f"{seconds.mean():.1f}" if seconds.notna().any() else "-",
+                "train s (mean)": seconds.mean() if seconds.notna().any() else math.nan,
             }
         )
     return pd.DataFrame(rows)

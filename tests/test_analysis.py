@@ -13,8 +13,9 @@ import pytest
 import yaml
 
 from analysis.collect import CollectError, load_epochs, load_runs, runtime_columns
+from analysis.page import Estimate
 from analysis.report import Request, main, write_report
-from analysis.stats import describe, format_cell
+from analysis.stats import describe
 from tests.conftest import ROOT
 
 
@@ -113,7 +114,7 @@ def test_report_help_describes_the_command() -> None:
 def test_describe_shows_no_std_for_a_single_run() -> None:
     stats = describe(pd.Series([0.9]))
     assert stats["n"] == 1 and pd.isna(stats["std"]) and pd.isna(stats["ci95_low"])
-    assert format_cell(stats["mean"], stats["std"], stats["n"]) == "0.9000 (1)"
+    assert str(Estimate(stats["mean"], stats["std"], stats["n"], percent=True)) == "90.00 % (1)"
     two = describe(pd.Series([0.8, 0.9]))
     assert two["std"] == pytest.approx(0.0707106781, rel=1e-8)
 

@@ -168,7 +168,7 @@ def test_the_heatmap_marks_a_cell_whose_difference_is_exact(tmp_path: Path) -> N
         {"wd": 0.0, "noise": 0.0},
     )  # fmt: skip
     notes = [text.get_text() for text in fig.axes[0].texts]
-    assert "0.9100 *\n±0.0000\nn=3" in notes and "0.9000 (base)\n±0.0000\nn=3" in notes
+    assert "91.00 *\n±0.00\nn=3" in notes and "90.00 (base)\n±0.00\nn=3" in notes
     assert (tmp_path / "h.png").stat().st_size > 0
 
 
@@ -187,9 +187,47 @@ def test_curves_of_one_seed_each_draw_no_band_and_keep_the_legend_off_the_lines(
                            "config": ["a", "a", "b", "b"]})  # fmt: skip
     fig = plots.learning_curves(curves, "val_accuracy", "config", tmp_path / "c.png")
     (ax,) = fig.axes
-    assert "one seed per configuration" in ax.get_title() and not ax.collections  # no bands
+    assert "one seed per configuration" in fig.get_suptitle() and not ax.collections  # no bands
+    assert ax.get_ylabel() == "val accuracy (%)" and max(ax.lines[0].get_ydata()) == 60
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     renderer = FigureCanvasAgg(fig).get_renderer()  # the figure as it was saved
     legend = ax.get_legend().get_window_extent(renderer)
     assert legend.x0 >= ax.get_window_extent(renderer).x1  # beside the axes
+
+
+def test_a_grid_of_two_keys_draws_a_panel_per_value_of_one_with_a_band_over_seeds(
+    tmp_path: Path,
+) -> None:
+    rows = [
+        {"epoch": e, "val_accuracy": 0.5 + 0.1 * e + wd + seed / 100, "path": f"{wd}{noise}{seed}",
+         "configuration": f"wd={wd}", "noise_std": str(noise)}
+        for wd in (0.0, 0.01, 0.02) for noise in (0, 0.1) for seed in (0, 1) for e in (1, 2)
+    ]  # fmt: skip
+    fig = plots.learning_curves(
+        pd.DataFrame(rows), "val_accuracy", "configuration", tmp_path / "c.png", panel="noise_std"
+    )
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["noise_std=0", "noise_std=0.1"]  # small multiples, not one tangle
+    assert all(len(ax.collections) == 3 for ax in fig.axes)  # a band per configuration
+    assert "band: ± 1 std over seeds" in fig.get_suptitle()
+    labels = [t.get_text() for t in fig.axes[-1].get_legend().get_texts()]
+    assert labels == ["wd=0.0", "wd=0.01", "wd=0.02"]
+
+
+def test_a_search_draws_its_best_trials_in_colour_and_every_other_run_in_grey(
+    tmp_path: Path,
+) -> None:
+    rows = [
+        {"epoch": e, "val_accuracy": t / 10 + e / 100, "path": f"t{t}", "trial": f"trial {t}"}
+        for t in range(5) for e in range(1, (3 if t else 2))  # trial 0 pruned after epoch 1
+    ]  # fmt: skip
+    fig = plots.learning_curves(
+        pd.DataFrame(rows), "val_accuracy", "trial", tmp_path / "c.png", best=2
+    )
+    (ax,) = fig.axes
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["trial 4", "trial 3", "3 others"]
+    grey = [line for line in ax.lines if line.get_color() == "0.78" and len(line.get_xdata())]
+    assert len(grey) == 3  # trials 0 (pruned: one point), 1 and 2
+    assert "the 2 best of 5 in colour" in fig.get_suptitle()

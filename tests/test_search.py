@@ -18,6 +18,7 @@ import pytest
 import yaml
 from hydra_plugins.sweeplab_optuna_sweeper.study import open_storage
 
+from tests.chromium import assert_reads_at_1280, seen_in_chromium
 from tests.conftest import QUICK_SWEEP, ROOT, run_sweep
 
 SEARCH = ["hydra/sweeper=sweeplab_optuna", "dataset.subset=1024"]
@@ -54,6 +55,7 @@ def grid_search(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("grid_search")
 def test_a_pruned_trial_keeps_its_folder_metrics_and_checkpoints_and_says_when(
     grid_search: Path,
 ) -> None:
@@ -87,6 +89,7 @@ def test_a_trial_is_never_pruned_after_its_last_epoch(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("grid_search")
 def test_the_search_report_counts_trials_and_lists_pruned_runs_out_of_the_statistics(
     grid_search: Path,
 ) -> None:
@@ -95,18 +98,37 @@ def test_the_search_report_counts_trials_and_lists_pruned_runs_out_of_the_statis
     # the search first; no level comparisons of one-seed trials ("too few runs" rows)
     assert text.index("## Search: study") < text.index("## Per configuration")
     assert "too few runs" not in text
-    assert "## Pruned runs, by the epoch they reached" in text
+    # every trial, best first, each linked to its folder (the failed ones too)
+    every = text[text.index("## Every trial") :].split("\n## ")[0]
+    links = re.findall(r"\[([^\]]+)\]\(([^)]+)\)", every)
+    assert len(links) == 4
+    assert all((grid_search / "report" / href).is_dir() for _, href in links)
+    assert re.search(r"\| 1 \| pruned \| [\d.]+ % \| 1 \|", every)  # its value at epoch 1
     assert (
         "(search_history.png)" in text and (grid_search / "report" / "search_history.png").exists()
     )
     runs = pd.read_csv(grid_search / "report" / "runs.csv")
     assert set(runs.status) == {"completed", "pruned", "failed"}
     assert "- runs: 4 (1 completed, 2 failed, 1 pruned)" in text
-    best = int(re.search(r"best trial: #(\d+)", text).group(1))
+    best = int(re.search(r"best trial: (\d+)\*\*", text).group(1))
     assert best == study_of(grid_search).best_trial.number == 0  # Optuna's own reader agrees
 
 
+@pytest.mark.service
 @pytest.mark.slow
+@pytest.mark.xdist_group("grid_search")
+def test_a_search_report_leads_with_the_search_and_fits_1280_px_in_chromium(
+    grid_search: Path, tmp_path: Path
+) -> None:
+    seen = seen_in_chromium(grid_search / "report" / "report.html", tmp_path)
+    assert_reads_at_1280(seen)
+    contents = seen["contents"]  # the search before the tables of configurations
+    assert contents.index("#search-study-sweeplab") < contents.index("#per-configuration")
+    assert "#every-trial" in contents
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("grid_search")
 def test_the_same_command_again_runs_nothing_and_a_grid_never_runs_past_its_size(
     grid_search: Path, tmp_path: Path
 ) -> None:
@@ -181,7 +203,7 @@ def test_two_commands_on_one_sweep_folder_are_two_workers_of_one_study(tmp_path:
     assert sorted(states(study)) == list(range(6))  # exactly n_trials, no number twice
     assert set(states(study).values()) == {"COMPLETE"}
     assert len(summaries(sweep)) == 6  # six folders: no two trials drew the same values
-    launched = [re.findall(r"trial (\d+)/6 completed", out + err) for out, err in outputs]
+    launched = [re.findall(r"\[(\d+)/6\] trial \d+ completed", out + err) for out, err in outputs]
     assert sorted(int(n) - 1 for numbers in launched for n in numbers) == list(range(6))
 
 
@@ -247,6 +269,7 @@ def test_bad_search_input_is_one_line_before_any_trial(
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("grid_search")
 def test_another_search_on_a_stored_study_stops_with_one_line(grid_search: Path, tmp_path) -> None:
     import shutil
 

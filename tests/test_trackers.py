@@ -160,6 +160,9 @@ def test_a_sweep_logs_one_parent_run_and_a_nested_run_per_job(
         assert json.loads((folder / "trackers.json").read_text())["mlflow"] == {
             mlflow_server.uri: run.info.run_id
         }
+        # the report links the job's row to this MLflow run
+        link = f"{table}/{run.info.run_id}?workflowType=machine_learning"
+        assert f"[MLflow]({link})" in (sweep / "report" / "report.md").read_text()
         made = json.loads((folder / "summary.json").read_text())["provenance"]
         assert run.data.tags["sweeplab.code_version"] == made["code_version"]
         assert run.data.tags["sweeplab.cpu"] == made["cpu"]

@@ -1,0 +1,313 @@
+"""The sections of a report that compare what a sweep swept: each level against its baseline,
+each configuration against the baseline configuration, what the seeds can detect, rows x cols
+tables and the heatmap, and the best configuration (chosen on validation)."""
+
+from __future__ import annotations
+
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from analysis import plots, provenance_report
+from analysis.page import (
+    Difference,
+    Estimate,
+    Link,
+    cell_text,
+    folder_link,
+    is_fraction,
+    number,
+)
+from analysis.stats import (
+    ALPHA,
+    CERTAIN_TESTS,
+    POWER,
+    RAW_COLUMNS,
+    REPLICATE,
+    cell_table,
+    compare_levels,
+    levels,
+    metric_label,
+    metric_values,
+    power_table,
+    summarise,
+    unpaired_allowed,
+)
+
+CONFIGURATION = "configuration"  # the `factor` of a whole configuration's comparison
+MAX_LINKED_RUNS = 12  # a configuration with more runs links none of them from its row
+
+
+def configuration_names(runs: pd.DataFrame, factors: list[str]) -> pd.Series:
+    """Each run's configuration as its swept keys' values, in factor order: `0.01, 0.1`."""
+    return runs[factors].astype(str).agg(", ".join, axis=1)
+
+
+def configuration_comparisons(done, factors, label, baselines, strata) -> pd.DataFrame:
+    """Each configuration (a value of every swept key) against the baseline configuration
+    (every key at its baseline), paired on the seed. Unlike the per-key comparisons, which
+    pool over the other keys, these stay right when keys interact (a switch that helps only
+    together with another); the heatmap marks the ones in its slice."""
+    configs = done.assign(_configuration=configuration_names(done, factors))
+    base = ", ".join(str(baselines[key]) for key in factors)
+    welch = unpaired_allowed(strata)
+    rows = [
+        compare_levels(configs, "_configuration", name, base, [REPLICATE, *strata], label, welch)
+        for name in configs["_configuration"].unique()
+        if name != base
+    ]
+    table = pd.DataFrame(rows, columns=RAW_COLUMNS).assign(metric=label)
+    return table.assign(factor=CONFIGURATION)
+
+
+def mark_mixed(compared: pd.DataFrame, done: pd.DataFrame, factors: list[str]) -> pd.DataFrame:
+    """`mixed`: what the runs of each comparison mix (code versions, data fingerprints), and
+    such a comparison's verdict says it is not clean."""
+    configs = configuration_names(done, factors) if factors else None
+    marks = []
+    for factor, level, base in zip(
+        compared["factor"], compared["level"], compared["baseline"], strict=True
+    ):
+        column = configs if factor == CONFIGURATION else done[factor].astype(str)
+        marks.append(provenance_report.mixed(done[column.isin([str(level), str(base)])]))
+    compared = compared.assign(mixed=marks)
+    not_clean = compared["mixed"] != ""
+    compared.loc[not_clean, "verdict"] = [
+        f"{verdict} (not clean: mixed {what})"
+        for verdict, what in zip(
+            compared.loc[not_clean, "verdict"], compared.loc[not_clean, "mixed"], strict=True
+        )
+    ]
+    return compared
+
+
+def answer(page, compared: pd.DataFrame, label: str) -> None:
+    """The report's answer in a few lines, before the tables that back it: per swept key,
+    the levels that differ from its baseline, or that none detectably does."""
+    percent = is_fraction(label)
+    lines = []
+    for factor, rows in compared[compared["factor"] != CONFIGURATION].groupby("factor", sort=False):
+        found = rows[rows["verdict"].str.startswith(("higher", "lower"))]
+        if found.empty:
+            baseline = rows["baseline"].iloc[0]
+            lines.append(f"- `{factor}`: no detectable difference from {_value(baseline)}")
+            continue
+        for row in found.itertuples():
+            difference = Difference(row.mean_diff, row.ci_low, row.ci_high, percent)
+            lines.append(
+                f"- `{factor}={_value(row.level)}`: {row.verdict} {label} than "
+                f"{_value(row.baseline)}, "
+                f"{difference} (p_holm {number(row.p_holm, 'p_holm')})"
+            )
+    if lines:
+        page.heading("In short")
+        page.text(*lines)
+
+
+def _value(level: object) -> str:
+    """A level as the command line writes it (`1e-4`, `0`), whether stored as text or not."""
+    try:
+        return cell_text(float(level))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return str(level)
+
+
+def shown_comparisons(table: pd.DataFrame, label: str) -> pd.DataFrame:
+    """A comparisons table for people: the difference and its interval in one column (points
+    for an accuracy), p-values to two digits."""
+    percent = is_fraction(label)
+    unit = " (pp)" if percent else ""
+    difference = [
+        Difference(d, low, high, percent)
+        for d, low, high in zip(table["mean_diff"], table["ci_low"], table["ci_high"], strict=True)
+    ]
+    before = table.columns[: table.columns.get_loc("mean_diff")]
+    shown = table.drop(columns=["mean_diff", "ci_low", "ci_high", "metric"], errors="ignore")
+    at = len([c for c in before if c in shown])
+    shown.insert(at, f"difference [{1 - ALPHA:.0%} CI]{unit}", difference)
+    return shown
+
+
+def _shown_power(power: pd.DataFrame, label: str) -> pd.DataFrame:
+    """The power table in points for an accuracy."""
+    if not is_fraction(label):
+        return power
+    scaled = {"sd of paired differences", f"detectable with {POWER:.0%} power"}
+    return power.assign(**{c: power[c] * 100 for c in scaled if c in power}).rename(
+        columns={c: f"{c} (pp)" for c in scaled}
+    )
+
+
+def comparisons(page, done, factors, label, baselines, compared, detect, strata) -> None:
+    """The per-key comparisons, what the seeds can detect, and the configurations."""
+    page.heading(f"Comparisons: {label} against a baseline")
+    base = ", ".join(f"{k}={v}" for k, v in baselines.items())
+    points = " (in percentage points)" if is_fraction(label) else ""
+    page.text(
+        f"Each level of each swept key against its baseline ({base}; choose with "
+        "`--baseline KEY=VALUE`): the difference of the means over runs matched on every other "
+        f"swept key and on the seed{points}, a {1 - ALPHA:.0%} t interval of the paired "
+        f"differences, the paired t-test's p, and p_holm, Holm's adjustment over all "
+        f"{len(compared)} comparisons of this report. A verdict other than `no detectable "
+        f"difference` needs p_holm < {ALPHA}."
+    )
+    shown = compared[compared["factor"] != CONFIGURATION]
+    if not shown["mixed"].astype(bool).any():  # every comparison clean: no column of blanks
+        shown = shown.drop(columns="mixed")
+    page.table(shown_comparisons(shown, label))
+    welch = shown[shown["test"].str.startswith("Welch")]
+    if len(welch):
+        page.text(
+            f"{len(welch)} comparison(s) could not be paired (their seeds or other keys differ) "
+            "and use Welch's unequal-variance t-test instead."
+        )
+    certain = compared[compared["test"].isin(CERTAIN_TESTS)]
+    if len(certain):
+        identical = certain["mean_diff"].eq(0).sum()
+        page.text(
+            f"{len(certain)} comparison(s) have no spread: {identical} gave identical results "
+            f"in every pair, {len(certain) - identical} the same non-zero difference in every "
+            "pair (or, unpaired, no spread in either group). There the difference is exact: "
+            "its interval is that one value, and p is 1 when it is 0, else 0."
+        )
+    power = power_table(done, factors, label, baselines, detect, strata)
+    page.text(
+        f"What these seeds can detect: the smallest true difference a paired t-test finds "
+        f"with {POWER:.0%} power at the observed spread of the paired differences"
+        + (f", and the pairs (seeds x cells) a difference of {detect:g} needs" if detect else "")
+        + "."
+    )
+    page.table(_shown_power(power, label))
+    configurations = compared[compared["factor"] == CONFIGURATION]
+    if len(configurations):
+        page.heading(f"Each configuration against the baseline configuration: {label}")
+        page.text(
+            "Every configuration (a value of each swept key) against the one with every key at "
+            "its baseline, paired on the seed, in the same Holm family as above; best first. "
+            "Where keys interact (one helps only with another), read these rather than the "
+            "pooled per-key comparisons."
+        )
+        table = _by_configuration(done, factors, configurations)
+        page.table(shown_comparisons(table, label))
+
+
+def _by_configuration(done, factors, configurations) -> pd.DataFrame:
+    """The configuration comparisons with one column per swept key, best difference first."""
+    named = done.assign(_configuration=configuration_names(done, factors))
+    values = named.drop_duplicates("_configuration").set_index("_configuration")[factors]
+    table = configurations.join(values, on="level").sort_values("mean_diff", ascending=False)
+    columns = ["n", "mean_diff", "ci_low", "ci_high", "p", "p_holm", "verdict", "test"]
+    return table[[*factors, *columns]]
+
+
+def grids(page, done, factors, rows_key, cols_key, label, baselines, compared, out) -> None:
+    """rows x cols tables whose cells hold runs that differ only in seed: one per value of
+    any other swept key; the heatmap for the baseline slice; marginal tables, pooled."""
+    others = [f for f in factors if f not in (rows_key, cols_key)]
+    percent = is_fraction(label)
+    page.heading(f"{label}: {rows_key} x {cols_key or '-'}")
+    slices = list(product(*(levels(done, key) for key in others))) or [()]
+    for values in slices:
+        data = done
+        for key, value in zip(others, values, strict=True):
+            data = data[data[key].astype(str) == str(value)]
+        if data.empty:
+            continue
+        where = ", ".join(f"{k}={v}" for k, v in zip(others, values, strict=True))
+        summary = summarise(data, [k for k in (rows_key, cols_key) if k], label)
+        grid = cell_table(summary, rows_key, cols_key, percent)
+        grid.index.name = f"{rows_key} \\ {cols_key}" if cols_key else rows_key
+        caption = "mean ± std (n seeds); a cell's runs differ only in seed"
+        page.table(grid, f"{caption}{f'; with {where}' if where else ''}", index=True)
+    for factor in factors if len(factors) > 1 else []:  # marginal tables, pooled over the rest
+        pooled = ", ".join(f for f in factors if f != factor)
+        marginal = cell_table(summarise(done, [factor], label), factor, None, percent)
+        marginal.columns = ["mean ± std (n runs)"]
+        page.table(
+            marginal,
+            f"{label} by {factor}, pooled over {pooled} and seeds (n counts runs)",
+            index=True,
+        )
+    plots.metric_by_factor(done, factors, label, cols_key, out / "metric_by_key.png")
+    base_slice = done
+    for key in others:
+        base_slice = base_slice[base_slice[key].astype(str) == str(baselines[key])]
+    if base_slice.empty:
+        return
+    table = summarise(base_slice, [k for k in (rows_key, cols_key) if k], label)
+    grid = (
+        table.pivot_table(index=rows_key, columns=cols_key, values="mean", dropna=False)
+        if cols_key
+        else table.set_index(rows_key)[["mean"]]
+    )
+    grid.to_csv(out / "heatmap.csv")  # the heatmap's numbers: mean per cell
+    differs: set[str] = set()  # "row, col" of the cells whose verdict is higher or lower
+    if cols_key:
+        named = base_slice.assign(_configuration=configuration_names(base_slice, factors))
+        cells = named[rows_key].astype(str) + ", " + named[cols_key].astype(str)
+        cell_of = dict(zip(named["_configuration"], cells, strict=True))
+        marks = compared[compared["factor"] == CONFIGURATION]
+        differs = {cell_of[name] for name, v in zip(marks["level"], marks["verdict"], strict=True)
+                   if name in cell_of and v in ("higher", "lower")}  # fmt: skip
+    plots.heatmap(table, rows_key, cols_key, label, out / "heatmap.png", differs, baselines)
+
+
+def mlflow_links(path: str | Path) -> list[Link]:
+    """Links to the MLflow runs that mirror a run folder (a tracking server's only)."""
+    from sweeplab.trackers import mlflow_run_urls
+
+    return [Link("MLflow", url) for url in mlflow_run_urls(Path(path))]
+
+
+def run_links(runs: pd.DataFrame, out: Path) -> list[Link]:
+    """Links to the runs' folders (relative to the report folder), named by seed where the
+    runs have one, each followed by its MLflow run where a tracking server holds one."""
+    ordered = runs.sort_values(REPLICATE) if REPLICATE in runs else runs
+    links = []
+    for run in ordered.itertuples():
+        seed = getattr(run, REPLICATE, None)
+        text = f"seed {seed}" if seed is not None and not pd.isna(seed) else str(run.run)
+        links += [folder_link(run.path, out, text), *mlflow_links(run.path)]
+    return links
+
+
+def runs_column(done: pd.DataFrame, factors: list[str], out: Path) -> list[Any]:
+    """Per configuration (in `configuration_table`'s order), links to its run folders."""
+    groups = done.groupby(factors, dropna=False, sort=True) if factors else [((), done)]
+    return [
+        run_links(group, out) if len(group) <= MAX_LINKED_RUNS else f"{len(group)} runs"
+        for _, group in groups
+    ]
+
+
+def best(page, done, epochs, factors, label, window, out) -> None:
+    """The configuration with the best mean val accuracy, its test numbers and its runs."""
+    if done.empty:
+        return
+    select = "val_accuracy" if window else "best_val_accuracy"
+    chosen = done.assign(_select=metric_values(done, epochs, select, window))
+    groups = chosen.groupby(factors, dropna=False) if factors else [((), chosen)]
+    scored = [(group["_select"].mean(), key, group) for key, group in groups]
+    score, key, group = max(scored, key=lambda item: item[0])
+    key = key if isinstance(key, tuple) else (key,)
+    where = ", ".join(f"{f}={cell_text(v)}" for f, v in zip(factors, key, strict=True))
+    test, value = group["test_accuracy"].astype(float), group[label].dropna()
+    chosen_on = metric_label(select, window)
+    shown = f"{score:.2%}" if is_fraction(chosen_on) else f"{score:.4g}"
+    links = ", ".join(f"[{link.text}]({link.href})" for link in run_links(group, out))
+    page.heading("Best configuration (chosen on validation, never test)")
+    page.text(
+        f"- {where or 'all runs'}: mean {chosen_on} {shown}",
+        f"- its test_accuracy: {Estimate(test.mean(), test.std(ddof=1), len(test), True)}",
+        *(
+            [
+                f"- its {label}: "
+                f"{Estimate(value.mean(), value.std(ddof=1), len(value), is_fraction(label))}"
+            ]
+            if label != "test_accuracy"
+            else []
+        ),
+        f"- its runs: {links}",
+    )
