@@ -35,6 +35,7 @@ from analysis.stats import (
     summarise,
     unpaired_allowed,
 )
+from sweeplab.tracker_links import mlflow_run_urls
 
 CONFIGURATION = "configuration"  # the `factor` of a whole configuration's comparison
 MAX_LINKED_RUNS = 12  # a configuration with more runs links none of them from its row
@@ -256,8 +257,6 @@ def grids(page, done, factors, rows_key, cols_key, label, baselines, compared, o
 
 def mlflow_links(path: str | Path) -> list[Link]:
     """Links to the MLflow runs that mirror a run folder (a tracking server's only)."""
-    from sweeplab.trackers import mlflow_run_urls
-
     return [Link("MLflow", url) for url in mlflow_run_urls(Path(path))]
 
 

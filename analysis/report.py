@@ -270,7 +270,7 @@ def write_report(request: Request) -> Path:
         table = configuration_table(done, factors, label)
         table["runs"] = grid_report.runs_column(done, factors, out)
         if not gridded and factors:  # a search: best first
-            table = table.sort_values(table.columns[len(factors) + 2], ascending=False, key=_means)
+            table = table.sort_values(f"{label} mean ± std (n)", ascending=False, key=_means)
         caption = "n counts runs; a configuration's runs differ only in seed; each links its runs"
         if provenance_report.several_cpus(done):
             table["train s (mean)"] = math.nan

@@ -18,6 +18,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from sweeplab.tracker_links import MLFLOW_SWEEP_STATE
+
 log = logging.getLogger(__name__)
 
 
@@ -58,6 +60,10 @@ class SweepEnd(Callback):
             request = saved_request(sweep_dir)  # the options its report was last written with
             out = write_report(request)
             log.info("report: %s%s", out / "report.md", _options_note(request))
+            if (sweep_dir / MLFLOW_SWEEP_STATE).is_file():  # logger=mlflow: on the parent run
+                from sweeplab.trackers.mlflow import attach_report
+
+                attach_report(sweep_dir, out)
         except Exception as err:  # a report problem must not hide the sweep's own result
             log.warning("could not write the report: %s", err)
         failed = failed_jobs(sweep_dir)

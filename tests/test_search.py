@@ -30,7 +30,8 @@ SEARCH = ["hydra/sweeper=sweeplab_optuna", "dataset.subset=1024"]
 GRID = [*SEARCH, "hydra.sweeper.sampler.name=grid", "hydra.sweeper.sampler.seed=4",
         "optimizer.lr=choice(0.01,1e-7)", "batch_size=choice(64,4096)", "epochs=3",
         "hydra.sweeper.n_trials=4", "+hydra.sweeper.pruner_args={n_startup_trials:1}",
-        "hydra.sweeper.max_failure_rate=1.0"]  # fmt: skip
+        "hydra.sweeper.max_failure_rate=1.0", "hydra.sweeper.value_format=.2%",
+        "hydra.sweeper.step_name=epoch"]  # fmt: skip
 
 
 def study_of(sweep: Path, name: str = "sweeplab") -> optuna.Study:
@@ -51,6 +52,7 @@ def grid_search(tmp_path_factory) -> Path:
     result = run_sweep(sweep, *GRID)
     assert result.returncode == 1, result.stderr[-3000:]  # two trials failed: listed, exit 1
     assert "2 job(s) failed" in result.stderr
+    (sweep.parent / "console.txt").write_text(result.stdout)  # what the user saw
     return sweep
 
 
@@ -59,7 +61,14 @@ def grid_search(tmp_path_factory) -> Path:
 def test_a_pruned_trial_keeps_its_folder_metrics_and_checkpoints_and_says_when(
     grid_search: Path,
 ) -> None:
-    assert states(study_of(grid_search)) == {0: "COMPLETE", 1: "PRUNED", 2: "FAIL", 3: "FAIL"}
+    study = study_of(grid_search)
+    assert states(study) == {0: "COMPLETE", 1: "PRUNED", 2: "FAIL", 3: "FAIL"}
+    # the console: a line per trial, numbered as the study numbers it, values in percent
+    console = (grid_search.parent / "console.txt").read_text()
+    first, pruned = study.trials[0], study.trials[1]
+    assert f"[1/4] trial 0 completed: value {first.value:.2%} (best so far " in console
+    assert f"[2/4] trial 1 pruned at epoch 1: value {pruned.intermediate_values[1]:.2%}" in console
+    assert "[3/4] trial 2 failed: " in console
     (pruned,) = [p for p in grid_search.glob("*/summary.json") if "1e-07" in str(p)
                  and "batch_size=64" in str(p)]  # fmt: skip
     summary = json.loads(pruned.read_text())

@@ -136,6 +136,8 @@ def test_a_sweep_logs_one_parent_run_and_a_nested_run_per_job(
     assert names == [f"weight_decay={wd},seed={seed}"
                      for wd in ("0", "0.01") for seed in (0, 1)]  # fmt: skip
     assert parent.data.tags["sweeplab.runs"] == "4 (4 completed)"
+    report = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
+    assert report == {"report/report.html", "report/report.md"}  # the sweep's answer
     assert parent.data.tags["sweeplab.best_run"] in names
     ends = [
         epoch_ms(json.loads(p.read_text())["finished_at"]) for p in sweep.glob("*/summary.json")

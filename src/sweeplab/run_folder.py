@@ -29,6 +29,7 @@ import torch
 
 from sweeplab.errors import SweeplabError
 from sweeplab.provenance import DIFF
+from sweeplab.tracker_links import TRACKERS
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,6 @@ CHECKPOINTS = "checkpoints"  # last.pt and best.pt
 LEARNING_CURVES = "learning_curves.png"
 TEST_SAMPLES = "test_samples.png"
 CONFUSION_MATRIX = "confusion_matrix.png"
-TRACKERS = "trackers.json"  # where this run lives in each tracker (e.g. its MLflow run id)
 TRAINING_OUTPUTS = (METRICS, SUMMARY, CHECKPOINTS, LEARNING_CURVES, TEST_SAMPLES, CONFUSION_MATRIX,
                     TRACKERS, DIFF)  # fmt: skip
 TENSORBOARD_EVENTS = "events.out.tfevents.*"  # TensorBoard's event files, in the folder itself

@@ -18,9 +18,11 @@ from omegaconf import DictConfig
 from sweeplab.config import LoggerConfig
 from sweeplab.errors import SweeplabError
 from sweeplab.hooks import RunHook
+from sweeplab.tracker_links import MLFLOW_SWEEP_STATE, sweep_folder
+
+__all__ = ["MLFLOW_SWEEP_STATE", "sweep_folder"]  # here for the trackers' modules and export.py
 
 INSTALL = 'pip install -e ".[trackers]"'  # TensorBoard and MLflow, as the README says
-MLFLOW_SWEEP_STATE = Path(".sweeplab") / "mlflow.json"  # a sweep's parent run per MLflow store
 
 
 def tracker_hooks(logger: LoggerConfig) -> list[RunHook]:
@@ -53,42 +55,6 @@ def flatten(node: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
-
-
-def sweep_folder(run_dir: Path) -> Path | None:
-    """The sweep a run folder belongs to: Hydra leaves multirun.yaml in every sweep folder."""
-    return run_dir.parent if (run_dir.parent / "multirun.yaml").is_file() else None
-
-
-def mlflow_url(uri: str, experiment: str, run_id: str | None = None) -> str | None:
-    """A link into MLflow's web UI (a server's http(s) URI only) that opens the experiment's
-    runs table in its "Model training" view, or one run; MLflow's own links open MLflow 3's
-    GenAI overview."""
-    if not uri.startswith(("http://", "https://")):
-        return None
-    page = f"runs/{run_id}" if run_id else "runs"
-    return f"{uri.rstrip('/')}/#/experiments/{experiment}/{page}?workflowType=machine_learning"
-
-
-def mlflow_run_urls(run_dir: Path) -> list[str]:
-    """Links into MLflow's web UI to the runs that mirror one job folder of a sweep (read from
-    its trackers.json and the sweep's parent-run record; none for a file store)."""
-    import json
-
-    from sweeplab.run_folder import TRACKERS
-
-    sweep = sweep_folder(run_dir)
-    try:
-        stores = json.loads((sweep / MLFLOW_SWEEP_STATE).read_text()) if sweep else {}
-        runs = json.loads((run_dir / TRACKERS).read_text()).get("mlflow", {})
-    except (OSError, ValueError, AttributeError):
-        return []
-    urls = [
-        mlflow_url(uri, str(stores[uri]["experiment_id"]), run_id)
-        for uri, run_id in runs.items()
-        if uri in stores
-    ]
-    return [url for url in urls if url]
 
 
 def display_name(folder: Path) -> str:

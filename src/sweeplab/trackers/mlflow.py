@@ -39,12 +39,12 @@ from sweeplab.run_folder import (
     Summary,
     write_json,
 )
+from sweeplab.tracker_links import mlflow_url
 from sweeplab.trackers import (
     MLFLOW_SWEEP_STATE,
     display_name,
     epoch_metrics,
     flatten,
-    mlflow_url,
     sweep_folder,
     swept_name,
 )
@@ -165,6 +165,22 @@ def close_parent(sweep: Path, failed: bool) -> None:
                 log.info("MLflow: %s", link)
         except Exception as err:
             log.warning("MLflow at %s: could not close the sweep's parent run: %s", uri, err)
+
+
+def attach_report(sweep: Path, report: Path) -> None:
+    """The sweep's report (report.html, report.md) as artifacts of its parent run (`report/`),
+    in each store; a store that is down costs one warning line."""
+    state_path = sweep / MLFLOW_SWEEP_STATE
+    if not state_path.is_file():
+        return
+    for uri, known in json.loads(state_path.read_text()).items():
+        try:
+            client = client_for(uri)
+            for name in ("report.html", "report.md"):
+                if (report / name).is_file():
+                    client.log_artifact(known["parent_run_id"], str(report / name), "report")
+        except Exception as err:
+            log.warning("MLflow at %s: could not attach the sweep's report: %s", uri, err)
 
 
 class MirroredRun:
