@@ -193,7 +193,8 @@ def test_optuna_search_runs_two_trials_on_val_accuracy_over_the_keys_its_model_h
     assert set(results["best_params"]) == searched
     best = f"trial-{results['best_trial']:03d}"
     assert results["best_folder"] == str(tmp_path / best)
-    assert f"its run folder: [{best}](../{best})" in (tmp_path / "report" / "report.md").read_text()
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert f"its run folder: [{best}](../{best}/)" in report
 
 
 @pytest.mark.slow
