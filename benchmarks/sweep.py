@@ -30,6 +30,7 @@ QUICK = [
     "seed=0",
     "epochs=1",
     "dataset.subset=1024",
+    "figures=false",  # a run's PNGs cost as much as its epoch on 1,024 images
 ]
 LAUNCHER_OVERRIDES = {"basic": [], "joblib": ["hydra/launcher=joblib"]}
 
