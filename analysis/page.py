@@ -110,10 +110,8 @@ def number(value: float, column: str = "") -> str:
         return "< 0.001" if 0 < value < 0.001 else f"{value:.2g}"
     if "seconds" in column or column.endswith(" s") or " s " in column:
         return f"{value:.1f}"
-    if value.is_integer() and abs(value) < 1e9:
+    if value.is_integer() or abs(value) >= 1e4:  # counts, parameters, images per second
         return f"{value:,.0f}" if abs(value) >= 10_000 else f"{value:.0f}"
-    if abs(value) >= 1e4:
-        return f"{value:,.0f}"
     if abs(value) < 1e-2:
         return np.format_float_scientific(value, precision=2, trim="-", exp_digits=1)
     return f"{value:.3g}"
@@ -130,7 +128,7 @@ def cell_text(value: Any, column: str = "") -> str:
     if isinstance(value, float | np.floating):
         return number(float(value), column)
     if isinstance(value, int | np.integer):
-        return f"{value:,}" if abs(value) >= 10_000 else str(value)
+        return number(float(value))
     return str(value)
 
 
