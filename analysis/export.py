@@ -67,7 +67,8 @@ def training_runs(root: Path) -> list[Path]:
 
 
 def to_mlflow(root: Path, uri: str | None, experiment_name: str | None) -> int:
-    from sweeplab.trackers import flatten, sweep_folder
+    from sweeplab.tracker_links import sweep_folder
+    from sweeplab.trackers import flatten
     from sweeplab.trackers.mlflow import close_parent, sync, tracking_uri
 
     uri = tracking_uri(uri)

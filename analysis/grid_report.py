@@ -294,11 +294,10 @@ def best(page, done, epochs, factors, label, window, out) -> None:
     where = ", ".join(f"{f}={cell_text(v)}" for f, v in zip(factors, key, strict=True))
     test, value = group["test_accuracy"].astype(float), group[label].dropna()
     chosen_on = metric_label(select, window)
-    shown = f"{score:.2%}" if is_fraction(chosen_on) else f"{score:.4g}"
-    links = ", ".join(f"[{link.text}]({link.href})" for link in run_links(group, out))
+    links = ", ".join(link.markdown() for link in run_links(group, out))
     page.heading("Best configuration (chosen on validation, never test)")
     page.text(
-        f"- {where or 'all runs'}: mean {chosen_on} {shown}",
+        f"- {where or 'all runs'}: mean {chosen_on} {number(score, chosen_on)}",
         f"- its test_accuracy: {Estimate(test.mean(), test.std(ddof=1), len(test), True)}",
         *(
             [

@@ -93,6 +93,9 @@ class Link:
     def __str__(self) -> str:
         return self.text
 
+    def markdown(self) -> str:
+        return f"[{self.text}]({self.href})"
+
 
 def folder_link(path: str | Path, out: Path, text: str | None = None) -> Link:
     """A link from the report folder `out` to a run folder, named by the folder unless told."""
@@ -189,8 +192,7 @@ def _cell_html(value: Any, column: str) -> str:
 def _markdown_cell(value: Any, column: str) -> str:
     items = value if isinstance(value, list) else [value]
     parts = [
-        f"[{item.text}]({item.href})" if isinstance(item, Link) else cell_text(item, column)
-        for item in items
+        item.markdown() if isinstance(item, Link) else cell_text(item, column) for item in items
     ]
     return ", ".join(parts).replace("|", "\\|").replace("\n", " ")
 

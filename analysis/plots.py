@@ -13,6 +13,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from analysis.page import cell_text, is_fraction
+from analysis.stats import natural_order
 
 
 def heatmap(
@@ -28,7 +29,7 @@ def heatmap(
     marks a cell that differs from the baseline cell (Holm-adjusted), `(base)` that cell."""
     cols_key = cols or "_metric"  # one column: named by the metric, not "all"
     data = summary.assign(_metric=label) if cols is None else summary
-    scale, unit = (100, " (%)") if is_fraction(label) else (1, "")
+    scale, unit = percent_scale(label)
     places = 2 if scale == 100 else 4
     data = data.assign(mean=data["mean"] * scale, std=data["std"] * scale)
     means = data.pivot_table(index=rows, columns=cols_key, values="mean", dropna=False)
@@ -64,6 +65,11 @@ def heatmap(
     return fig
 
 
+def percent_scale(name: str) -> tuple[int, str]:
+    """How an axis shows a metric: an accuracy times 100 with ` (%)` after its name."""
+    return (100, " (%)") if is_fraction(name) else (1, "")
+
+
 def learning_curves(
     curves: pd.DataFrame,
     y: str,
@@ -76,8 +82,8 @@ def learning_curves(
     configuration has several; one panel per value of `panel` (small multiples, so lines of
     one key do not hide those of another); with `best`, only the `best` configurations with
     the highest curves in colour and every other run in grey."""
-    percent = is_fraction(y)
-    data = curves.assign(**{y: curves[y] * 100}) if percent else curves
+    scale, unit = percent_scale(y)
+    data = curves.assign(**{y: curves[y] * scale})
     panels = _levels(data[panel]) if panel else [None]
     seeds = data.groupby([c for c in (panel, hue) if c] + ["epoch"]).size().max()
     epochs = sorted(data["epoch"].unique())
@@ -115,7 +121,7 @@ def learning_curves(
             legend=False,
         )
         ax.set_title(f"{panel}={value}" if panel else "", fontsize=10)
-        ax.set_ylabel(f"{y.replace('_', ' ')}{' (%)' if percent else ''}")
+        ax.set_ylabel(y.replace("_", " ") + unit)
         integer_epoch_ticks(ax, epochs)
         ax.grid(alpha=0.3)
     band = "band: ± 1 std over seeds" if seeds > 1 else "one seed per configuration"
@@ -141,7 +147,7 @@ def metric_by_factor(
     values as the command line writes them, the legend beside the axes."""
     # Swept numbers are plotted as categories on purpose; matplotlib would log that per axis.
     logging.getLogger("matplotlib.category").setLevel(logging.WARNING)
-    percent = is_fraction(value)
+    scale, unit = percent_scale(value)
     count = len(factors)
     columns = min(count, 3)
     rows = math.ceil(count / columns)
@@ -150,20 +156,19 @@ def metric_by_factor(
     for ax, factor in zip(axes, factors, strict=False):
         colour = hue if hue not in (None, factor) and runs[hue].nunique() > 1 else None
         # Swept values are categories here, shown in their natural (numeric) order.
-        order = [cell_text(v) for v in sorted(runs[factor].dropna().unique(), key=sort_key)]
+        order = [cell_text(v) for v in sorted(runs[factor].dropna().unique(), key=natural_order)]
         data = runs.assign(**{factor: runs[factor].map(cell_text)})
-        if percent:
-            data[value] = data[value] * 100
+        data[value] = data[value] * scale
         if colour:
             data[colour] = data[colour].map(cell_text)
         sns.pointplot(
             data=data, x=factor, y=value, hue=colour, order=order, errorbar="sd",
             dodge=0.3 if colour else False, capsize=0.1, ax=ax,
-            hue_order=[cell_text(v) for v in sorted(runs[colour].unique(), key=sort_key)]
+            hue_order=[cell_text(v) for v in sorted(runs[colour].unique(), key=natural_order)]
             if colour else None,
         )  # fmt: skip
         ax.set_title(f"{value} by {factor}", fontsize=10)
-        ax.set_ylabel(f"{value}{' (%)' if percent else ''}")
+        ax.set_ylabel(value + unit)
         if len(order) > 4 or max(map(len, order)) > 8:  # long or many labels: slanted
             ax.tick_params(axis="x", labelrotation=30)
             for label in ax.get_xticklabels():
@@ -184,14 +189,7 @@ def _levels(column: pd.Series) -> list:
     if isinstance(column.dtype, pd.CategoricalDtype):
         present = set(column)
         return [value for value in column.cat.categories if value in present]
-    return sorted(column.unique(), key=sort_key)
-
-
-def sort_key(value: object) -> tuple[int, float, str]:
-    try:
-        return (0, float(value), "")  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return (1, 0.0, str(value))
+    return sorted(column.unique(), key=natural_order)
 
 
 def integer_epoch_ticks(ax, epochs: list[int]) -> None:

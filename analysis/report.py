@@ -44,6 +44,7 @@ from analysis.stats import (
     levels,
     metric_label,
     metric_values,
+    natural_order,
     summarise,
 )
 from sweeplab.errors import closest_key  # the same suggestion as run.py's
@@ -389,7 +390,7 @@ def _learning_curves(runs, epochs, factors, panel_key, searched, out) -> None:
     panel = panel_key if panel_key in factors and len(factors) > 1 else None
 
     def short(keys: list[str]) -> pd.Series:  # "weight_decay=1e-4, noise_std=0.1", in order
-        ordered = named.sort_values(keys, key=lambda c: c.map(plots.sort_key))
+        ordered = named.sort_values(keys, key=lambda c: c.map(natural_order))
         parts = [key.split(".")[-1] + "=" + ordered[key].map(cell_text) for key in keys]
         names = parts[0].str.cat(parts[1:], sep=", ") if len(parts) > 1 else parts[0]
         return names.astype(pd.CategoricalDtype(names.unique(), ordered=True))

@@ -20,7 +20,8 @@ import yaml
 from matplotlib.figure import Figure
 
 from analysis.grid_report import mlflow_links, shown_comparisons
-from analysis.page import Estimate, folder_link, is_fraction
+from analysis.page import Estimate, folder_link, number
+from analysis.plots import percent_scale
 from analysis.stats import REPLICATE, compare_levels, finish
 
 # Columns collect.py reads from a job's environment (the sweeper's hydra.job.env_set): the
@@ -91,7 +92,7 @@ def trial_table(study: Any, runs: pd.DataFrame) -> pd.DataFrame:
 
 def history_figure(trials: pd.DataFrame, maximize: bool, name: str, out: Path) -> None:
     """Best value so far against trial number and against cumulative training seconds."""
-    scale = 100 if is_fraction(name) else 1
+    scale, unit = percent_scale(name)
     ordered = trials.sort_values("trial").assign(
         cumulative_seconds=lambda t: t["train_seconds"].fillna(0).cumsum(),
         value=lambda t: t["value"] * scale,
@@ -113,7 +114,7 @@ def history_figure(trials: pd.DataFrame, maximize: bool, name: str, out: Path) -
             ordered[x], ordered["best so far"], where="post", color="black", label="best so far"
         )
         ax.set_xlabel(label)
-        ax.set_ylabel(f"{name}{' (%)' if scale == 100 else ''}")
+        ax.set_ylabel(name + unit)
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     fig.suptitle("Optimization history (x: pruned trials, at the epoch they reached)")
@@ -203,12 +204,15 @@ def add_search_sections(
         folder = Path(best.user_attrs.get("folder") or "").resolve()
         test = runs.loc[[Path(p).resolve() == folder for p in runs["path"]], "test_accuracy"]
         name = trials.attrs["names"][0]
-        value = f"{best.value:.2%}" if is_fraction(name) else f"{best.value:.4g}"
         link = folder_link(folder, out) if best.user_attrs.get("folder") else None
         page.text(
-            f"- **best trial: {best.number}**, {name} {value}"
-            + (f", test accuracy {float(test.iloc[0]):.2%}" if len(test) else "")
-            + (f"; its run folder: [{link.text}]({link.href})" if link else "")
+            f"- **best trial: {best.number}**, {name} {number(best.value, name)}"
+            + (
+                f", test accuracy {number(float(test.iloc[0]), 'test_accuracy')}"
+                if len(test)
+                else ""
+            )
+            + (f"; its run folder: {link.markdown()}" if link else "")
         )
         page.table(
             pd.DataFrame([{"key": k, "value": v} for k, v in best.params.items()]),

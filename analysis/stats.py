@@ -302,10 +302,11 @@ def finish(table: pd.DataFrame) -> pd.DataFrame:
 
 def levels(runs: pd.DataFrame, factor: str) -> list[object]:
     """The factor's values in their natural (numeric, then text) order."""
-    return sorted(runs[factor].dropna().unique(), key=sort_key)
+    return sorted(runs[factor].dropna().unique(), key=natural_order)
 
 
-def sort_key(value: object) -> tuple[int, float, str]:
+def natural_order(value: object) -> tuple[int, float, str]:
+    """Numbers by value, then text: `1e-4` before `1e-3`, both before `lenet5`."""
     try:
         return (0, float(value), "")  # type: ignore[arg-type]
     except (TypeError, ValueError):

@@ -18,9 +18,7 @@ from omegaconf import DictConfig
 from sweeplab.config import LoggerConfig
 from sweeplab.errors import SweeplabError
 from sweeplab.hooks import RunHook
-from sweeplab.tracker_links import MLFLOW_SWEEP_STATE, sweep_folder
-
-__all__ = ["MLFLOW_SWEEP_STATE", "sweep_folder"]  # here for the trackers' modules and export.py
+from sweeplab.tracker_links import MLFLOW_SWEEP_STATE
 
 INSTALL = 'pip install -e ".[trackers]"'  # TensorBoard and MLflow, as the README says
 
@@ -73,8 +71,8 @@ def display_name(folder: Path) -> str:
 def swept_name(run_dir: Path) -> str:
     """A sweep's job as trackers list it: the values its sweep varies (`weight_decay=0.01,
     seed=1`, each key by its last part), since the keys every job shares make all names look
-    alike; a search's trial
-    by its folder (`trial-003`); the folder's name when the sweep's record is missing."""
+    alike; a search's trial by its folder (`trial-003`); the folder's name when the sweep's
+    record is missing."""
     import yaml
 
     name = run_dir.name

@@ -39,15 +39,8 @@ from sweeplab.run_folder import (
     Summary,
     write_json,
 )
-from sweeplab.tracker_links import mlflow_url
-from sweeplab.trackers import (
-    MLFLOW_SWEEP_STATE,
-    display_name,
-    epoch_metrics,
-    flatten,
-    sweep_folder,
-    swept_name,
-)
+from sweeplab.tracker_links import MLFLOW_SWEEP_STATE, mlflow_url, sweep_folder
+from sweeplab.trackers import display_name, epoch_metrics, flatten, swept_name
 
 log = logging.getLogger(__name__)
 
