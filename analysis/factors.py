@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from analysis.collect import config_columns, overrides_of, runtime_columns
-from analysis.stats import REPLICATE, swept_keys
+from analysis.comparisons import REPLICATE
+from analysis.stats import swept_keys
 
 # Override keys that never name a factor: Hydra's own settings, and keys a study file or a
 # search sets for its own bookkeeping (they are runtime keys as well).

@@ -11,6 +11,17 @@ from typing import Any
 import pandas as pd
 
 from analysis import plots, provenance_report
+from analysis.comparisons import (
+    ALPHA,
+    CERTAIN_TESTS,
+    POWER,
+    RAW_COLUMNS,
+    REPLICATE,
+    compare_levels,
+    levels,
+    power_table,
+    unpaired_allowed,
+)
 from analysis.page import (
     Difference,
     Estimate,
@@ -20,21 +31,7 @@ from analysis.page import (
     is_fraction,
     number,
 )
-from analysis.stats import (
-    ALPHA,
-    CERTAIN_TESTS,
-    POWER,
-    RAW_COLUMNS,
-    REPLICATE,
-    cell_table,
-    compare_levels,
-    levels,
-    metric_label,
-    metric_values,
-    power_table,
-    summarise,
-    unpaired_allowed,
-)
+from analysis.stats import cell_table, metric_label, metric_values, summarise
 from sweeplab.tracker_links import mlflow_run_urls
 
 CONFIGURATION = "configuration"  # the `factor` of a whole configuration's comparison
@@ -46,7 +43,7 @@ def configuration_names(runs: pd.DataFrame, factors: list[str]) -> pd.Series:
     return runs[factors].astype(str).agg(", ".join, axis=1)
 
 
-def configuration_comparisons(done, factors, label, baselines, strata) -> pd.DataFrame:
+def configuration_comparisons(done, factors, label, baselines, strata, detect) -> pd.DataFrame:
     """Each configuration (a value of every swept key) against the baseline configuration
     (every key at its baseline), paired on the seed. Unlike the per-key comparisons, which
     pool over the other keys, these stay right when keys interact (a switch that helps only
@@ -55,7 +52,7 @@ def configuration_comparisons(done, factors, label, baselines, strata) -> pd.Dat
     base = ", ".join(str(baselines[key]) for key in factors)
     welch = unpaired_allowed(strata)
     rows = [
-        compare_levels(configs, "_configuration", name, base, [REPLICATE, *strata], label, welch)
+        compare_levels(configs, "_configuration", name, base, strata, label, welch, detect)
         for name in configs["_configuration"].unique()
         if name != base
     ]
@@ -85,39 +82,49 @@ def mark_mixed(compared: pd.DataFrame, done: pd.DataFrame, factors: list[str]) -
 
 
 def answer(page, compared: pd.DataFrame, label: str) -> None:
-    """The report's answer in a few lines, before the tables that back it: per swept key,
-    the levels that differ from its baseline, or that none detectably does."""
-    percent = is_fraction(label)
-    lines = []
-    for factor, rows in compared[compared["factor"] != CONFIGURATION].groupby("factor", sort=False):
-        found = rows[rows["verdict"].str.startswith(("higher", "lower"))]
-        if found.empty:
-            baseline = rows["baseline"].iloc[0]
-            lines.append(f"- `{factor}`: no detectable difference from {_value(baseline)}")
-            continue
-        for row in found.itertuples():
-            difference = Difference(row.mean_diff, row.ci_low, row.ci_high, percent)
-            lines.append(
-                f"- `{factor}={_value(row.level)}`: {row.verdict} {label} than "
-                f"{_value(row.baseline)}, "
-                f"{difference} (p_holm {number(row.p_holm, 'p_holm')})"
-            )
+    """The report's answer in a few lines, before the tables that back it: per level of each
+    swept key, the verdict, interval and n of its row in the comparisons table."""
+    rows = compared[compared["factor"] != CONFIGURATION]
+    lines = [answer_line(row, label) for row in rows.itertuples()]
     if lines:
         page.heading("In short")
         page.text(*lines)
 
 
+def answer_line(row: Any, label: str) -> str:
+    """One comparison in words: its verdict, difference, interval, seeds and adjusted p."""
+    difference = Difference(row.mean_diff, row.ci_low, row.ci_high, is_fraction(label))
+    against = f"{label} against {_value(row.baseline)}"
+    head = f"- `{row.factor}={_value(row.level)}`: **{row.verdict}**, {against}"
+    if row.verdict.startswith("too few seeds"):
+        one = f"; its one seed differs by {difference}" if row.n == 1 else ""
+        return f"{head}{one}; a verdict needs at least two seeds (e.g. `seed=0,1,2`)"
+    p_column = "p_equiv_holm" if row.verdict.startswith("equivalent (within") else "p_holm"
+    p = f"{p_column} {number(getattr(row, p_column), p_column)}"
+    line = f"{head}, {difference} ({row.n} seeds, {p})"
+    if row.verdict == "undecided" and not pd.isna(row.seeds_to_decide):
+        line += f"; about {int(row.seeds_to_decide)} seeds would decide it"
+    return line
+
+
 def _value(level: object) -> str:
-    """A level as the command line writes it (`1e-4`, `0`), whether stored as text or not."""
+    """A level as the command line writes it (`1e-4`, `0`, `True`), whether stored as text or
+    not."""
+    if isinstance(level, bool) or str(level) in ("True", "False"):
+        return str(level)
     try:
         return cell_text(float(level))  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return str(level)
 
 
+HIDDEN = ["mean_diff", "ci_low", "ci_high", "metric", "sd_diff", "left_out"]  # not on the page
+
+
 def shown_comparisons(table: pd.DataFrame, label: str) -> pd.DataFrame:
     """A comparisons table for people: the difference and its interval in one column (points
-    for an accuracy), p-values to two digits."""
+    for an accuracy), p-values to two digits, equivalence and seeds-to-decide columns only
+    where they hold something."""
     percent = is_fraction(label)
     unit = " (pp)" if percent else ""
     difference = [
@@ -125,19 +132,23 @@ def shown_comparisons(table: pd.DataFrame, label: str) -> pd.DataFrame:
         for d, low, high in zip(table["mean_diff"], table["ci_low"], table["ci_high"], strict=True)
     ]
     before = table.columns[: table.columns.get_loc("mean_diff")]
-    shown = table.drop(columns=["mean_diff", "ci_low", "ci_high", "metric"], errors="ignore")
+    shown = table.drop(columns=HIDDEN, errors="ignore")
+    empty = [c for c in ("p_equiv", "p_equiv_holm", "seeds_to_decide") if c in shown]
+    shown = shown.drop(columns=[c for c in empty if shown[c].isna().all()])
     at = len([c for c in before if c in shown])
     shown.insert(at, f"difference [{1 - ALPHA:.0%} CI]{unit}", difference)
-    return shown
+    return shown.rename(columns={"n": "seeds", "seeds_to_decide": "seeds to decide"})
+
+
+POINTS = ("sd of per-seed differences", f"detectable with {POWER:.0%} power")
 
 
 def _shown_power(power: pd.DataFrame, label: str) -> pd.DataFrame:
     """The power table in points for an accuracy."""
     if not is_fraction(label):
         return power
-    scaled = {"sd of paired differences", f"detectable with {POWER:.0%} power"}
-    return power.assign(**{c: power[c] * 100 for c in scaled if c in power}).rename(
-        columns={c: f"{c} (pp)" for c in scaled}
+    return power.assign(**{c: power[c] * 100 for c in POINTS if c in power}).rename(
+        columns={c: f"{c} (pp)" for c in POINTS}
     )
 
 
@@ -146,13 +157,24 @@ def comparisons(page, done, factors, label, baselines, compared, detect, strata)
     page.heading(f"Comparisons: {label} against a baseline")
     base = ", ".join(f"{k}={v}" for k, v in baselines.items())
     points = " (in percentage points)" if is_fraction(label) else ""
+    equivalence = (
+        f" `equivalent (within ±{detect:g})` needs the two one-sided tests against ±{detect:g} "
+        f"(`--detect`) to give p_equiv_holm < {ALPHA}; they share the Holm family."
+        if detect
+        else " With `--detect D` (the smallest difference that matters) a comparison can also "
+        "be `equivalent (within ±D)`."
+    )
     page.text(
         f"Each level of each swept key against its baseline ({base}; choose with "
-        "`--baseline KEY=VALUE`): the difference of the means over runs matched on every other "
-        f"swept key and on the seed{points}, a {1 - ALPHA:.0%} t interval of the paired "
-        f"differences, the paired t-test's p, and p_holm, Holm's adjustment over all "
-        f"{len(compared)} comparisons of this report. A verdict other than `no detectable "
-        f"difference` needs p_holm < {ALPHA}."
+        "`--baseline KEY=VALUE`), with the **seed as the unit**: on each seed, the difference "
+        "averaged over the other swept keys' values that both levels have there; then the mean "
+        f"of those per-seed differences{points}, its {1 - ALPHA:.0%} t interval, the paired "
+        f"t-test's p over seeds, and p_holm, Holm's adjustment over {_family(len(compared))} "
+        f"of this report. `seeds` counts seeds: runs that share a seed share its "
+        f"data order and initialisation, so they are not independent. `higher` or `lower` "
+        f"needs p_holm < {ALPHA};{equivalence} Otherwise `undecided` (with the seeds that would "
+        "decide it at this spread), or `too few seeds (n)` where fewer than two seeds have both "
+        "levels."
     )
     shown = compared[compared["factor"] != CONFIGURATION]
     if not shown["mixed"].astype(bool).any():  # every comparison clean: no column of blanks
@@ -161,23 +183,25 @@ def comparisons(page, done, factors, label, baselines, compared, detect, strata)
     welch = shown[shown["test"].str.startswith("Welch")]
     if len(welch):
         page.text(
-            f"{len(welch)} comparison(s) could not be paired (their seeds or other keys differ) "
-            "and use Welch's unequal-variance t-test instead."
+            f"{len(welch)} comparison(s) have no seed with both levels and compare the "
+            "per-seed means with Welch's unequal-variance t-test instead."
         )
+    _left_out(page, compared)
     certain = compared[compared["test"].isin(CERTAIN_TESTS)]
     if len(certain):
         identical = certain["mean_diff"].eq(0).sum()
         page.text(
             f"{len(certain)} comparison(s) have no spread: {identical} gave identical results "
-            f"in every pair, {len(certain) - identical} the same non-zero difference in every "
-            "pair (or, unpaired, no spread in either group). There the difference is exact: "
+            f"on every seed, {len(certain) - identical} the same non-zero difference on every "
+            "seed (or, unpaired, no spread in either level). There the difference is exact: "
             "its interval is that one value, and p is 1 when it is 0, else 0."
         )
     power = power_table(done, factors, label, baselines, detect, strata)
     page.text(
-        f"What these seeds can detect: the smallest true difference a paired t-test finds "
-        f"with {POWER:.0%} power at the observed spread of the paired differences"
-        + (f", and the pairs (seeds x cells) a difference of {detect:g} needs" if detect else "")
+        f"What these seeds can detect: per key, the spread of its per-seed differences, the "
+        f"smallest true difference a paired t-test over these seeds finds with {POWER:.0%} "
+        "power at that spread"
+        + (f", and the seeds a difference of {detect:g} needs" if detect else "")
         + "."
     )
     page.table(_shown_power(power, label))
@@ -188,10 +212,26 @@ def comparisons(page, done, factors, label, baselines, compared, detect, strata)
             "Every configuration (a value of each swept key) against the one with every key at "
             "its baseline, paired on the seed, in the same Holm family as above; best first. "
             "Where keys interact (one helps only with another), read these rather than the "
-            "pooled per-key comparisons."
+            "per-key comparisons, which average over the other keys."
         )
         table = _by_configuration(done, factors, configurations)
         page.table(shown_comparisons(table, label))
+
+
+def _family(size: int) -> str:
+    return "its one comparison" if size == 1 else f"all {size} comparisons"
+
+
+def _left_out(page, compared: pd.DataFrame) -> None:
+    """Name the runs a comparison could not use: their level has no partner on their seed."""
+    rows = compared[compared["left_out"].fillna("").astype(str) != ""]
+    if rows.empty:
+        return
+    page.text(
+        "Left out of a comparison (the other level has no run with the same other keys on "
+        "that seed):",
+        *[f"- `{row.factor}={_value(row.level)}`: {row.left_out}" for row in rows.itertuples()],
+    )
 
 
 def _by_configuration(done, factors, configurations) -> pd.DataFrame:
@@ -199,7 +239,8 @@ def _by_configuration(done, factors, configurations) -> pd.DataFrame:
     named = done.assign(_configuration=configuration_names(done, factors))
     values = named.drop_duplicates("_configuration").set_index("_configuration")[factors]
     table = configurations.join(values, on="level").sort_values("mean_diff", ascending=False)
-    columns = ["n", "mean_diff", "ci_low", "ci_high", "p", "p_holm", "verdict", "test"]
+    columns = ["n", "mean_diff", "ci_low", "ci_high", "p", "p_holm", "verdict", "test",
+               "p_equiv", "p_equiv_holm", "seeds_to_decide"]  # fmt: skip
     return table[[*factors, *columns]]
 
 

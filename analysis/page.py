@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 TEMPLATE = Path(__file__).with_name("report.html.j2")
-P_COLUMNS = ("p", "p_holm")
+P_COLUMNS = ("p", "p_holm", "p_equiv", "p_equiv_holm")
 SHORT = 16  # a cell of at most this many characters never wraps ("paired t", "1e-4")
 URL_SAFE = "/=,.-_~:#?&%"  # kept as they are in a link (a run folder's name, a query)
 

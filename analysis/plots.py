@@ -12,8 +12,8 @@ from matplotlib.figure import Figure  # not pyplot: no global state, no display 
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
+from analysis.comparisons import natural_order
 from analysis.page import cell_text, is_fraction
-from analysis.stats import natural_order
 
 
 def heatmap(

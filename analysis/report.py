@@ -32,19 +32,15 @@ from analysis.collect import (
     load_runs,
     sweep_progress,
 )
+from analysis.comparisons import REPLICATE, compare_factors, finish, levels, natural_order
 from analysis.factors import Factors, describe_changes, level_changes, swept_factors
 from analysis.page import Estimate, Page, cell_text, is_fraction
 from analysis.search_report import CONFIRMS, TRIAL, add_search_sections, search_settings
 from analysis.stats import (
-    REPLICATE,
     ReportError,
-    compare_factors,
     configuration_table,
-    finish,
-    levels,
     metric_label,
     metric_values,
-    natural_order,
     summarise,
 )
 from sweeplab.errors import closest_key  # the same suggestion as run.py's
@@ -231,10 +227,13 @@ def write_report(request: Request) -> Path:
     baselines = choose_baselines(done, factors, request)
     swept.keys, swept.changes = factors, level_changes(done, swept, baselines)
     gridded = is_grid(done, factors)
-    raw = [compare_factors(done, factors, label, baselines, strata)]
+    detect = request.detect
+    raw = [compare_factors(done, factors, label, baselines, strata, detect)]
     if gridded and len(factors) > 1:
-        raw.append(grid_report.configuration_comparisons(done, factors, label, baselines, strata))
-    compared = finish(pd.concat(raw, ignore_index=True))  # one family for Holm's adjustment
+        raw.append(
+            grid_report.configuration_comparisons(done, factors, label, baselines, strata, detect)
+        )
+    compared = finish(pd.concat(raw, ignore_index=True), detect)  # one family for Holm
     compared = grid_report.mark_mixed(compared, done, factors)
     runs.drop(columns=["path"]).to_csv(out / "runs.csv", index=False)
     summarise(done, factors, label).to_csv(out / "summary.csv", index=False)

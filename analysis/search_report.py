@@ -19,10 +19,10 @@ import seaborn as sns
 import yaml
 from matplotlib.figure import Figure
 
+from analysis.comparisons import REPLICATE, compare_levels, finish
 from analysis.grid_report import mlflow_links, shown_comparisons
 from analysis.page import Estimate, folder_link, number
 from analysis.plots import percent_scale
-from analysis.stats import REPLICATE, compare_levels, finish
 
 # Columns collect.py reads from a job's environment (the sweeper's hydra.job.env_set): the
 # trial a run is, and the trial a confirmation run repeats.
@@ -333,7 +333,7 @@ def _confirmation(page: Any, runs: pd.DataFrame, factors: list[str]) -> None:
     page.text(
         f"Trial {best} has the best mean val accuracy on the new seeds. Each other "
         "configuration against it, paired on the seed, Holm-adjusted over these comparisons; "
-        "`no detectable difference` means these seeds cannot tell them apart."
+        "`undecided` means these seeds cannot tell them apart yet."
     )
     names = dict(zip(table["trial"], table["configuration"], strict=True))
     compared["level"] = compared["level"].map(names)

@@ -83,10 +83,11 @@ def test_rows_and_cols_accept_a_group_name_and_two_sweeps_compare(
     assert "model x regularization.noise_std" in text  # the group's column: its option
     assert "runs: 16" in text
     summary = pd.read_csv(out / "summary.csv")
-    # a configuration pools its runs of both sweeps; pairs stay within a sweep
+    # a configuration pools its runs of both sweeps; pairs stay within a sweep, and a seed's
+    # runs in both sweeps count once: the seed is the unit (2 seeds, not 8 pairs)
     assert summary["n"].max() == 4
     compared = pd.read_csv(out / "comparisons.csv")
-    assert (compared.loc[compared["factor"] == "regularization.noise_std", "n"] == 8).all()
+    assert (compared.loc[compared["factor"] == "regularization.noise_std", "n"] == 2).all()
 
 
 def test_unknown_metric_lists_the_valid_ones(joblib_sweep: Path, tmp_path: Path, capsys) -> None:

@@ -13,8 +13,9 @@ import pytest
 import yaml
 
 from analysis import plots
+from analysis.comparisons import detectable_difference, pairs_needed, power_table
 from analysis.report import Request, main, write_report
-from analysis.stats import describe, detectable_difference, pairs_needed, power_table
+from analysis.stats import describe
 
 Accuracy = Callable[[float, float, int], float]  # (weight decay, noise, seed) -> test accuracy
 
@@ -63,18 +64,18 @@ def weight_decay_row(table: pd.DataFrame) -> pd.Series:
     return table[table.factor == "regularization.weight_decay"].iloc[0]
 
 
-def test_identical_results_in_every_pair_are_no_difference_with_p_1(tmp_path: Path) -> None:
+def test_identical_results_on_every_seed_are_equivalent_with_p_1(tmp_path: Path) -> None:
     table, text = report_of(write_sweep(tmp_path / "sweep", noisy))
     row = weight_decay_row(table)
-    assert (row.n, row.mean_diff, row.ci_low, row.ci_high) == (6, 0.0, 0.0, 0.0)
+    assert (row.n, row.mean_diff, row.ci_low, row.ci_high) == (3, 0.0, 0.0, 0.0)  # 3 seeds
     assert (row.p, row.verdict, row.test) == (
         1.0,
-        "no detectable difference",
-        "paired: identical in every pair",
+        "equivalent (identical results)",
+        "paired: identical on every seed",
     )
     assert table.p.notna().all() and table.p_holm.notna().all()
-    assert "too few runs" not in set(table.verdict)
-    assert "gave identical results in every pair" in text
+    assert not table.verdict.str.startswith("too few").any()
+    assert "gave identical results on every seed" in text
 
 
 def test_the_same_difference_in_every_pair_is_exact_with_p_0(tmp_path: Path) -> None:
@@ -86,11 +87,11 @@ def test_the_same_difference_in_every_pair_is_exact_with_p_0(tmp_path: Path) -> 
     assert row.mean_diff == pytest.approx(0.0125, abs=1e-12)
     assert (row.ci_low, row.ci_high) == pytest.approx((0.0125, 0.0125), abs=1e-12)
     assert (row.p, row.p_holm, row.verdict) == (0.0, 0.0, "higher")
-    assert row.test == "paired: the same difference in every pair"
+    assert row.test == "paired: the same difference on every seed"
     # the configuration (wd 0.01, noise 0) against (0, 0): the same exact difference, marked
     cell = table[(table.factor == "configuration") & (table.level == "0.01, 0.0")].iloc[0]
     assert (cell.p, cell.verdict) == (0.0, "higher")
-    assert "the same non-zero difference in every pair" in text
+    assert "the same non-zero difference on every seed" in text
 
 
 def test_a_lower_constant_difference_is_lower(tmp_path: Path) -> None:
@@ -110,23 +111,26 @@ def test_unpaired_groups_without_spread_get_an_exact_welch_answer(tmp_path: Path
 
     table, _ = report_of(write_sweep(tmp_path / "sweep", flat, seeds))
     row = weight_decay_row(table)
-    assert row.test == "Welch: no spread in either group" and row.n == 8
+    assert row.test == "Welch: no spread in either level" and row.n == 4  # 2 + 2 seeds
     assert row.mean_diff == pytest.approx(0.05, abs=1e-12)
     assert (row.p, row.verdict) == (0.0, "higher")
 
     same = tmp_path / "same"
     row = weight_decay_row(report_of(write_sweep(same, lambda *_: 0.85, seeds))[0])
-    assert (row.test, row.p, row.mean_diff) == ("Welch: every run of both groups identical", 1.0, 0)
-    assert row.verdict == "no detectable difference"
+    assert (row.test, row.p, row.mean_diff) == ("Welch: every seed of both levels identical", 1, 0)
+    assert row.verdict == "equivalent (identical results)"
 
 
-def test_too_few_runs_is_said_only_of_fewer_than_two_pairs(tmp_path: Path) -> None:
-    seeds = {0.0: [0], 0.01: [0]}  # one seed: one pair per noise level, and a single run per cell
-    table, _ = report_of(write_sweep(tmp_path / "sweep", noisy, seeds))
+def test_one_seed_gives_too_few_seeds_however_many_keys_it_crosses(tmp_path: Path) -> None:
+    seeds = {0.0: [0], 0.01: [0]}  # one seed: two runs per weight decay, one per cell
+    table, text = report_of(write_sweep(tmp_path / "sweep", noisy, seeds))
     cells = table[table.factor == "configuration"]
-    assert len(cells) and (cells.verdict == "too few runs").all() and cells.p.isna().all()
-    row = weight_decay_row(table)  # pooled over noise: two pairs, identical
-    assert (row.n, row.p, row.verdict) == (2, 1.0, "no detectable difference")
+    assert len(cells) and (cells.verdict == "too few seeds (1)").all() and cells.p.isna().all()
+    row = weight_decay_row(table)  # two runs over noise, but one seed: one unit, no test
+    assert (row.n, row.verdict) == (1, "too few seeds (1)") and pd.isna(row.p)
+    short = text[text.index("## In short") : text.index("## Comparisons")]
+    assert "`regularization.weight_decay=0.01`: **too few seeds (1)**" in short
+    assert "no detectable difference" not in text and "seed=0,1,2" in short
 
 
 def test_the_power_table_and_seeds_needed_survive_zero_spread(tmp_path: Path) -> None:
@@ -137,14 +141,14 @@ def test_the_power_table_and_seeds_needed_survive_zero_spread(tmp_path: Path) ->
     baselines = {key: 0.0 for key in factors}
     power = power_table(runs, factors, "test_accuracy", baselines, detect=0.002).set_index("factor")
     wd = power.loc["regularization.weight_decay"]
-    assert wd["sd of paired differences"] == 0.0
+    assert wd["sd of per-seed differences"] == 0.0
     assert wd["detectable with 80% power"] == 0.0  # any true difference would show
-    assert wd["pairs to detect 0.002"] == 2
+    assert wd["seeds to detect 0.002"] == 2
     noise = power.loc["regularization.noise_std"]  # spread: an ordinary, positive answer
-    assert noise["sd of paired differences"] > 0 and noise["detectable with 80% power"] > 0
+    assert noise["sd of per-seed differences"] > 0 and noise["detectable with 80% power"] > 0
     assert detectable_difference(3, 0.0) == 0.0 and pairs_needed(0.01, 0.0) == 2
     text = report_of(tmp_path / "sweep", "--detect", "0.002")[1]
-    assert "pairs to detect 0.002" in text
+    assert "seeds to detect 0.002" in text
 
 
 def test_identical_runs_have_a_zero_width_interval(tmp_path: Path) -> None:

@@ -104,9 +104,9 @@ def test_the_search_report_counts_trials_and_lists_pruned_runs_out_of_the_statis
 ) -> None:
     text = (grid_search / "report" / "report.md").read_text()
     assert "- 4 trials: 1 completed, 1 pruned, 2 failed, 0 running" in text
-    # the search first; no level comparisons of one-seed trials ("too few runs" rows)
+    # the search first; no level comparisons of one-seed trials ("too few seeds" rows)
     assert text.index("## Search: study") < text.index("## Per configuration")
-    assert "too few runs" not in text
+    assert "too few seeds" not in text
     # every trial, best first, each linked to its folder (the failed ones too)
     every = text[text.index("## Every trial") :].split("\n## ")[0]
     links = re.findall(r"\[([^\]]+)\]\(([^)]+)\)", every)
