@@ -35,6 +35,7 @@ RESPONSE_SD = 0.003  # a seed's own response to a level of a key: the key x seed
 RUN_SD = 0.0005  # what one run adds alone: runs of a seed that differ in a key that barely
 # matters are near copies
 DROPPED = 0.2  # in an unbalanced sweep, each run is missing with this probability
+EFFECT = 0.003  # the true difference whose interval coverage is measured
 
 
 @dataclass(frozen=True)
@@ -92,8 +93,8 @@ def seed_unit_tests(runs: pd.DataFrame, detect: float | None = None) -> pd.DataF
     return pd.concat(results)
 
 
-def pairs_as_units(runs: pd.DataFrame) -> pd.Series:
-    """p of the rule before: a paired t-test over every (seed, b) pair, as if independent."""
+def pairs_as_units(runs: pd.DataFrame) -> pd.DataFrame:
+    """The rule before: a paired t-test over every (seed, b) pair, as if independent."""
     a = runs[runs["a"] == 1].set_index(["sim", "seed", "b"])["value"]
     b = runs[runs["a"] == 0].set_index(["sim", "seed", "b"])["value"]
     pairs = (a - b).dropna().rename("d").reset_index()
@@ -103,29 +104,33 @@ def pairs_as_units(runs: pd.DataFrame) -> pd.Series:
     for n in sorted(set(counts[counts >= 2])):
         chosen = pairs[pairs["sim"].isin(counts.index[counts == n])]
         matrix = chosen.pivot(index="sim", columns="column", values="d")
-        results.append(pd.Series(paired_tests(matrix.to_numpy())["p"], index=matrix.index))
+        results.append(pd.DataFrame(paired_tests(matrix.to_numpy()), index=matrix.index))
     return pd.concat(results)
 
 
 def calibrate(scenario: Scenario, sims: int, seed: int = 0, detect: float = 0.002) -> dict:
-    """Observed rates of one scenario: false positives under no effect (now and before), the
-    95 % interval's coverage at an effect of 0.003, and `equivalent` declared at an effect of
-    exactly `detect` (TOST's false-positive rate at its boundary)."""
+    """Observed rates of one scenario: false positives under no effect and the 95 % interval's
+    coverage at an effect of EFFECT (now and before), and `equivalent` declared at an effect
+    of exactly `detect` (TOST's false-positive rate at its boundary)."""
     rng = np.random.default_rng(seed)
     null = simulate(scenario, sims, (0.0, 0.0), rng)
     now = seed_unit_tests(null)
-    covered = seed_unit_tests(simulate(scenario, sims, (0.0, 0.003), rng))
+    effect = simulate(scenario, sims, (0.0, EFFECT), rng)
     boundary = seed_unit_tests(simulate(scenario, sims, (0.0, detect), rng), detect)
     return {
         "scenario": str(scenario),
-        "false positives, before": float((pairs_as_units(null) < ALPHA).mean()),
+        "false positives, before": float((pairs_as_units(null)["p"] < ALPHA).mean()),
         "false positives, now": float((now["p"] < ALPHA).mean()),
-        "95 % CI coverage, now": float(
-            ((covered["ci_low"] <= 0.003) & (covered["ci_high"] >= 0.003)).mean()
-        ),
+        "95 % CI coverage, before": _coverage(pairs_as_units(effect)),
+        "95 % CI coverage, now": _coverage(seed_unit_tests(effect)),
         f"equivalent at exactly ±{detect:g}": float((boundary["p_equiv"] < ALPHA).mean()),
         "sweeps": len(now),
     }
+
+
+def _coverage(tests: pd.DataFrame) -> float:
+    """How often the 95 % interval holds the true difference, EFFECT."""
+    return float(((tests["ci_low"] <= EFFECT) & (tests["ci_high"] >= EFFECT)).mean())
 
 
 def monte_carlo_error(rate: float, sims: int) -> float:
