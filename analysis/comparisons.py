@@ -255,8 +255,10 @@ def finish(table: pd.DataFrame, detect: float | None = None) -> pd.DataFrame:
     table["p_holm"] = both.loc["p"].to_numpy() if len(table) else []
     table["p_equiv_holm"] = both.loc["equiv"].to_numpy() if len(table) else []
     table["verdict"] = [verdict(row, detect) for row in table.itertuples()]
+    # Holm's first step is the strictest level an undecided comparison may have to pass
+    level = ALPHA / max(tested, 1)
     table["seeds_to_decide"] = [
-        seeds_to_decide(row.mean_diff, row.sd_diff, detect)
+        seeds_to_decide(row.n, row.mean_diff, row.sd_diff, detect, level)
         if row.verdict == "undecided"
         else math.nan
         for row in table.itertuples()
@@ -282,14 +284,18 @@ def decided(verdict_text: str) -> bool:
     return verdict_text.startswith(("higher", "lower", "equivalent"))
 
 
-def seeds_to_decide(mean_diff: float, spread: float, detect: float | None) -> int | float:
-    """Seeds an undecided comparison would need, at its spread, to detect `detect` (or, without
-    it, its own observed difference) with POWER; NaN where no spread is known."""
+def seeds_to_decide(
+    n: int, mean_diff: float, spread: float, detect: float | None, alpha: float = ALPHA
+) -> int | float:
+    """Seeds an undecided comparison of n seeds would need, at its spread, to detect its own
+    observed difference (or `detect`, where that is larger: the margin an equivalence must
+    clear) with POWER at level `alpha` (at least one more than it has); NaN where no spread is
+    known."""
     if pd.isna(spread):
         return math.nan
-    target = detect if detect is not None else abs(mean_diff)
-    needed = pairs_needed(target, spread) if target > 0 else None
-    return math.nan if needed is None else needed
+    target = max(abs(mean_diff), detect or 0.0)
+    needed = pairs_needed(target, spread, alpha=alpha) if target > 0 else None
+    return math.nan if needed is None else max(needed, n + 1)
 
 
 def levels(runs: pd.DataFrame, factor: str) -> list[object]:
@@ -305,10 +311,10 @@ def natural_order(value: object) -> tuple[int, float, str]:
         return (1, 0.0, str(value))
 
 
-def paired_power(n: int, effect: float) -> float:
-    """Power of a two-sided paired t-test at level ALPHA with n seeds and effect d / sd."""
+def paired_power(n: int, effect: float, alpha: float = ALPHA) -> float:
+    """Power of a two-sided paired t-test at level `alpha` with n seeds and effect d / sd."""
     df = n - 1
-    critical = stats.t.ppf(1 - ALPHA / 2, df)
+    critical = stats.t.ppf(1 - alpha / 2, df)
     shift = effect * math.sqrt(n)
     power = float(stats.nct.sf(critical, df, shift) + stats.nct.cdf(-critical, df, shift))
     return 1.0 if math.isnan(power) else power  # scipy's nct gives NaN far out in the tail
@@ -324,19 +330,23 @@ def detectable_difference(n: int, spread: float) -> float:
     return effect * spread
 
 
-def pairs_needed(difference: float, spread: float, limit: int = 10_000) -> int | None:
-    """Seeds a paired t-test needs to detect `difference` with POWER; None past limit."""
+def pairs_needed(
+    difference: float, spread: float, limit: int = 10_000, alpha: float = ALPHA
+) -> int | None:
+    """Seeds a paired t-test at level `alpha` needs to detect `difference` with POWER; None
+    past limit."""
     if not spread > SAME:  # no spread: two seeds show any difference
         return 2
     effect = abs(difference) / spread
     low, high = 1, 2  # power grows with n: double past the answer, then bisect
-    while paired_power(high, effect) < POWER:
+    while paired_power(high, effect, alpha) < POWER:
         if high >= limit:
             return None
         low, high = high, min(2 * high, limit)
     while high - low > 1:
         middle = (low + high) // 2
-        low, high = (middle, high) if paired_power(middle, effect) < POWER else (low, middle)
+        below = paired_power(middle, effect, alpha) < POWER
+        low, high = (middle, high) if below else (low, middle)
     return high
 
 

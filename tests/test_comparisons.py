@@ -235,3 +235,16 @@ def test_a_search_draws_its_best_trials_in_colour_and_every_other_run_in_grey(
     grey = [line for line in ax.lines if line.get_color() == "0.78" and len(line.get_xdata())]
     assert len(grey) == 3  # trials 0 (pruned: one point), 1 and 2
     assert "the 2 best of 5 in colour" in fig.get_suptitle()
+
+
+def test_seeds_to_decide_asks_for_more_seeds_at_holms_strictest_level() -> None:
+    from analysis.comparisons import seeds_to_decide
+
+    # significant at 5 % with 3 seeds, undecided after Holm over 10: never "2 seeds would do"
+    assert seeds_to_decide(3, -0.0044, 0.00076, None, alpha=0.005) >= 4
+    assert seeds_to_decide(3, -0.004, 0.004, None, alpha=0.005) > seeds_to_decide(
+        3, -0.004, 0.004, None
+    )
+    # with a margin, the larger of the margin and the observed difference is what to detect
+    assert seeds_to_decide(3, 0.0001, 0.002, 0.002) == pairs_needed(0.002, 0.002)
+    assert pd.isna(seeds_to_decide(1, 0.01, float("nan"), None))  # no spread known
