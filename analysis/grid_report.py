@@ -172,7 +172,7 @@ def comparisons(page, done, factors, label, baselines, compared, detect, strata)
         f"t-test's p over seeds, and p_holm, Holm's adjustment over {_family(len(compared))} "
         f"of this report. `seeds` counts seeds: runs that share a seed share its "
         f"data order and initialisation, so they are not independent. `higher` or `lower` "
-        f"needs p_holm < {ALPHA};{equivalence} Otherwise `undecided` (with the seeds that would "
+        f"needs p_holm < {ALPHA}.{equivalence} Otherwise `undecided` (with the seeds that would "
         "decide it at this spread), or `too few seeds (n)` where fewer than two seeds have both "
         "levels."
     )
