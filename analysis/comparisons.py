@@ -103,6 +103,14 @@ def _cell_name(factor: str, level: object, by: list[str], cell: object) -> str:
     return f"{where}{f' (seed {seed})' if seed is not None else ''}"
 
 
+LISTED = 6  # cells named in `left_out`; the rest are counted
+
+
+def _listed(names: list[str]) -> str:
+    shown = "; ".join(names[:LISTED])
+    return shown + (f"; and {len(names) - LISTED} more" if len(names) > LISTED else "")
+
+
 def _seed_means(runs: pd.DataFrame, factor: str, level: object, keys: list[str], value: str,
                 unit: list[str]) -> pd.Series:  # fmt: skip
     """`value` at `level` per seed: the mean over its cells (each run its own without seeds)."""
@@ -197,9 +205,10 @@ def compare_levels(
     compare only within a seed)."""
     row: dict[str, object] = {"factor": factor, "level": level, "baseline": baseline}
     per_seed, left_out = seed_differences(runs, factor, level, baseline, matched_on, value)
-    row["left_out"] = "; ".join(left_out)
+    row["left_out"] = _listed(left_out)
     if len(per_seed) or not welch:
         return {**row, **paired_test(per_seed.to_numpy(), detect)}
+    row["left_out"] = ""  # Welch's test uses every run of both levels
     unit = _unit_of(runs, None)
     keys = [k for k in matched_on if k in runs and k not in unit]
     x = _seed_means(runs, factor, level, keys, value, unit).to_numpy()

@@ -37,6 +37,8 @@ class Factors:
     # factor -> level -> {leaf: (value at the baseline level, value at this level)}
     changes: dict[str, dict[str, dict[str, tuple[object, object]]]] = field(default_factory=dict)
     unexplained: list[str] = field(default_factory=list)  # leaves that vary, no factor why
+    # a key asked for (--rows, --cols) that a factor already splits the same way: that factor
+    aliases: dict[str, str] = field(default_factory=dict)
 
 
 def swept_factors(runs: pd.DataFrame, required: list[str]) -> Factors:
@@ -55,8 +57,23 @@ def swept_factors(runs: pd.DataFrame, required: list[str]) -> Factors:
             # a group's column holds its option (`model`), a key's its value
             if key in runs and runs[key].astype(str).nunique() > 1:
                 keys.append(key)
-    keys += [key for key in required if key not in keys]
-    return Factors(keys=keys, unexplained=_unexplained(runs, keys, runtime))
+    aliases = {}
+    for key in required:
+        twin = next((f for f in keys if key not in keys and _same_split(runs, f, key)), None)
+        if twin is not None:  # `--rows variant` where the group lenet_variant sets it
+            aliases[key] = twin
+        elif key not in keys:
+            keys.append(key)
+    return Factors(keys=keys, unexplained=_unexplained(runs, keys, runtime), aliases=aliases)
+
+
+def _same_split(runs: pd.DataFrame, a: str, b: str) -> bool:
+    """Whether keys `a` and `b` split the runs into the same groups (each determines the
+    other), so that they are one factor under two names."""
+    pair = runs[[a, b]].astype(str)
+    return bool(
+        (pair.groupby(a)[b].nunique() <= 1).all() and (pair.groupby(b)[a].nunique() <= 1).all()
+    )
 
 
 def _varying_leaves(runs: pd.DataFrame, factors: list[str], runtime: list[str]) -> list[str]:

@@ -208,6 +208,9 @@ def write_report(request: Request) -> Path:
     required = [key for key in (rows_key, cols_key) if key]
     swept = swept_factors(runs, required)
     factors = swept.keys
+    rows_key, cols_key = (
+        swept.aliases.get(key, key) if key else key for key in (rows_key, cols_key)
+    )
     # Runs are paired only with runs that agree on what no factor explains, and, when several
     # sweeps are pooled, only within their own sweep.
     strata = swept.unexplained + (["sweep"] if len(request.sweeps) > 1 else [])

@@ -39,6 +39,13 @@ def test_two_presets_are_one_factor_named_as_written_with_the_keys_they_change(
     summary = json.loads((folder / "summary.json").read_text())
     assert (summary["model"], summary["model_family"]) == ("lenet5_bn", "lenet5")
     assert "lenet5_bn (lenet5 family) (61,728 parameters)" in (folder / "run.log").read_text()
+    # a leaf the preset sets, asked for as the rows: the same factor, not a second one that
+    # would leave no two runs to pair
+    out = tmp_path / "by_leaf"
+    assert main([str(tmp_path), "--rows", "model.batch_norm", "--out", str(out)]) == 0
+    compared = pd.read_csv(out / "comparisons.csv")
+    assert set(compared["factor"]) == {"model"}
+    assert (compared["test"] == "paired t over seeds").all()
 
 
 def _set_in_config(sweep: Path, key: str, value: object) -> None:
