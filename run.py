@@ -15,10 +15,11 @@ from sweeplab.command_line import check_override_keys, quote_paths
 from sweeplab.config import register_configs
 from sweeplab.errors import SweeplabError
 from sweeplab.modes import record_failure, run_mode
-from sweeplab.run_folder import RunLocked, Summary, note_failed_job
+from sweeplab.run_folder import RunLocked, note_failed_job
+from sweeplab.run_format import Summary
 from sweeplab.runtime import Interrupted, label_job_lines, threads_per_job
 from sweeplab.search import objective_of
-from sweeplab.sweep_plan import job_state
+from sweeplab.sweep_plan import command_of, plan_folder
 from sweeplab.train import RESUME
 
 log = logging.getLogger("sweeplab")
@@ -39,8 +40,8 @@ def main(cfg: DictConfig) -> float | tuple[float, ...] | None:
     if in_sweep:
         label_job_lines(f"[job {hydra_cfg.job.num}]")
     if cfg.dry_run and not in_sweep:  # a sweep's plan is printed before its jobs start
-        action, why = job_state(run_dir, None)
-        print(f"sweeplab: dry run: {run_dir}: {action} ({why}); nothing ran")
+        decision = plan_folder(run_dir, command_of(cfg, str(cfg.stale)))
+        print(f"sweeplab: dry run: {run_dir}: {decision.action} ({decision.why}); nothing ran")
         return None
     if cfg.threads == 0:
         cfg.threads = threads_per_job(hydra_cfg.launcher)

@@ -20,35 +20,38 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from sweeplab.provenance import UNKNOWN  # provenance of a run written before it was recorded
+from sweeplab.run_format import (
+    CHECKPOINTS,
+    CONFIG,
+    HYDRA,
+    HYDRA_RECORD,
+    LOCK,
+    METRICS,
+    REQUIRED_METRICS,
+    STALE,
+    SUMMARY,
+    flatten,
+    is_search,
+    override_values,
+    read_config,
+    read_multirun,
+    read_overrides,
+    read_yaml,
+    sweeper_of,
+)
 
-MARKERS = ("summary.json", "metrics.csv", ".hydra/config.yaml")
+MARKERS = (SUMMARY, METRICS, str(CONFIG))
 # Folders below a run that hold no run of their own (`stale`: results of other code, kept
 # aside by stale=rerun).
-NOT_RUNS = {".hydra", "report", "checkpoints", ".submitit", "stale"}
-METRICS_COLUMNS = ["epoch", "split", "loss", "accuracy"]  # what every metrics.csv row must hold
+NOT_RUNS = {HYDRA, "report", CHECKPOINTS, ".submitit", STALE}
 # What a completed run's summary.json must hold for the statistics that read it.
 COMPLETED_FIELDS = ("config_hash", "test_accuracy", "best_val_accuracy", "epochs_completed")
 
 
 class CollectError(Exception):
     """Nothing usable under the given folders; the message says what was expected."""
-
-
-def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{'a': {'b': 1}} -> {'a.b': 1}; lists become strings so they can be grouped on."""
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{name}."))
-        elif isinstance(value, list):
-            flat[name] = str(value)
-        else:
-            flat[name] = value
-    return flat
 
 
 def find_run_folders(root: Path) -> list[Path]:
@@ -62,21 +65,14 @@ def find_run_folders(root: Path) -> list[Path]:
     return sorted(folders)
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def _read_config(folder: Path) -> dict[str, Any]:
-    return flatten(_read_yaml(folder / ".hydra" / "config.yaml"))
+    return flatten(read_config(folder), lists_as_text=True)
 
 
 def _hydra_record(folder: Path) -> dict[str, Any]:
     """Hydra's record of the job (`.hydra/hydra.yaml`), {} without one."""
-    return _read_yaml(folder / ".hydra" / "hydra.yaml").get("hydra") or {}
+    record = read_yaml(folder / HYDRA_RECORD)
+    return (record.get("hydra") or {}) if isinstance(record, dict) else {}
 
 
 def _runtime_keys(hydra: dict[str, Any]) -> list[str]:
@@ -111,15 +107,8 @@ def _search_job(hydra: dict[str, Any]) -> dict[str, int | None]:
 def _overrides(folder: Path) -> dict[str, str] | None:
     """The job's command-line overrides as {key: value as written}, or None without the file
     (a copied run folder, an export)."""
-    path = folder / ".hydra" / "overrides.yaml"
-    try:
-        lines = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
-        return None
-    if not isinstance(lines, list):
-        return None
-    pairs = (str(line).partition("=") for line in lines)
-    return {key.lstrip("+~"): value for key, sep, value in pairs if sep}
+    overrides = read_overrides(folder)
+    return override_values(overrides) if overrides is not None else None
 
 
 PROVENANCE = "provenance."  # the prefix of the columns of summary.json's provenance
@@ -131,7 +120,7 @@ def provenance_columns(summary: dict[str, Any]) -> dict[str, Any]:
     """summary.json's provenance as `provenance.<field>` columns (`provenance.packages.torch`);
     `unknown` for a run written before it was recorded."""
     made = summary.get("provenance")
-    columns = flatten(made, PROVENANCE) if isinstance(made, dict) else {}
+    columns = flatten(made, PROVENANCE, lists_as_text=True) if isinstance(made, dict) else {}
     for key in MADE_BY:
         if columns.get(PROVENANCE + key) is None:
             no_git = key == "commit" and columns.get(PROVENANCE + "git") == "no git"
@@ -149,7 +138,7 @@ def overrides_of(runs: pd.DataFrame, path: str) -> dict[str, str] | None:
 def _running(folder: Path) -> bool:
     """Whether a live process holds the run folder's `.lock` (its OS lock)."""
     try:
-        fd = os.open(folder / ".lock", os.O_RDONLY)
+        fd = os.open(folder / LOCK, os.O_RDONLY)
     except OSError:
         return False
     try:
@@ -162,7 +151,7 @@ def _running(folder: Path) -> bool:
 
 
 def _read_summary(folder: Path) -> dict[str, Any]:
-    path = folder / "summary.json"
+    path = folder / SUMMARY
     if not path.exists():
         if _running(folder):
             return {"status": "running", "error": None}
@@ -180,7 +169,7 @@ def _read_summary(folder: Path) -> dict[str, Any]:
 
 def read_metrics(folder: Path) -> tuple[pd.DataFrame | None, list[str]]:
     """metrics.csv without a row cut short (a crash mid-write), and what was wrong with it."""
-    path = folder / "metrics.csv"
+    path = folder / METRICS
     try:
         text = path.read_text()
     except FileNotFoundError:
@@ -195,10 +184,10 @@ def read_metrics(folder: Path) -> tuple[pd.DataFrame | None, list[str]]:
         metrics = pd.read_csv(io.StringIO(text))
     except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
         return None, [*problems, f"metrics.csv unreadable ({str(err).splitlines()[0]})"]
-    missing = [c for c in METRICS_COLUMNS if c not in metrics.columns]
+    missing = [c for c in REQUIRED_METRICS if c not in metrics.columns]
     if missing:
         return None, [*problems, f"metrics.csv lacks the columns {missing}"]
-    broken = metrics[METRICS_COLUMNS].isna().any(axis=1)
+    broken = metrics[list(REQUIRED_METRICS)].isna().any(axis=1)
     if broken.any():
         problems.append(f"metrics.csv has {int(broken.sum())} incomplete row(s) (left out)")
     return metrics[~broken], problems
@@ -307,8 +296,8 @@ def _grid_size(multirun: dict[str, Any]) -> int | None:
     """Jobs a sweep will run, from its multirun.yaml: the sweep overrides' product (Hydra's own
     parser), or an Optuna search's n_trials; None when it cannot tell."""
     hydra = multirun.get("hydra", {})
-    sweeper = hydra.get("sweeper", {}) or {}
-    if "optuna" in str(sweeper.get("_target_", "")).lower():  # a search: its trials, then
+    sweeper = sweeper_of(multirun)
+    if is_search(sweeper):  # a search: its trials, then
         confirm = (sweeper.get("confirm") or 0) * (sweeper.get("confirm_seeds") or 0)
         return (sweeper.get("n_trials") or 0) + confirm or None  # its confirmation runs
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -327,7 +316,7 @@ def _grid_size(multirun: dict[str, Any]) -> int | None:
 
 def sweep_progress(root: Path, runs: pd.DataFrame) -> dict[str, Any] | None:
     """Where a sweep stands: runs per state, jobs not started, and a time-left estimate."""
-    multirun = _read_yaml(root / "multirun.yaml")
+    multirun = read_multirun(root)
     if not multirun:
         return None
     mine = runs[runs["sweep"] == str(root)]

@@ -67,8 +67,8 @@ def training_runs(root: Path) -> list[Path]:
 
 
 def to_mlflow(root: Path, uri: str | None, experiment_name: str | None) -> int:
-    from sweeplab.tracker_links import sweep_folder
-    from sweeplab.trackers import flatten
+    from sweeplab.run_format import sweep_folder
+    from sweeplab.trackers import tracked_config
     from sweeplab.trackers.mlflow import close_parent, sync, tracking_uri
 
     uri = tracking_uri(uri)
@@ -76,7 +76,7 @@ def to_mlflow(root: Path, uri: str | None, experiment_name: str | None) -> int:
     failed: dict[Path, bool] = {}  # sweep -> whether a run of it failed
     for number, folder in enumerate(folders, 1):
         config, rows, summary = run_files(folder)
-        run_id = sync(uri, folder, flatten(config), rows, summary, experiment_name)
+        run_id = sync(uri, folder, tracked_config(config), rows, summary, experiment_name)
         print(f"[{number}/{len(folders)}] {folder} -> MLflow run {run_id}")
         if sweep := sweep_folder(folder):
             failed[sweep] = failed.get(sweep, False) or (summary or {}).get("status") == "failed"
@@ -87,7 +87,7 @@ def to_mlflow(root: Path, uri: str | None, experiment_name: str | None) -> int:
 
 
 def to_tensorboard(root: Path) -> int:
-    from sweeplab.trackers import flatten
+    from sweeplab.trackers import tracked_config
     from sweeplab.trackers.tensorboard import logged_steps, scalar_tag, write_log
 
     folders = training_runs(root)
@@ -100,7 +100,7 @@ def to_tensorboard(root: Path) -> int:
             print(f"[{number}/{len(folders)}] {folder}: TensorBoard has it already")
             continue
         summary = summary or {}
-        write_log(folder, flatten(config), rows, summary.get("status", "failed"),
+        write_log(folder, tracked_config(config), rows, summary.get("status", "failed"),
                   summary.get("provenance"))  # fmt: skip
         written += 1
         print(f"[{number}/{len(folders)}] {folder}: event file written")

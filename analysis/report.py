@@ -44,6 +44,7 @@ from analysis.stats import (
     summarise,
 )
 from sweeplab.errors import closest_key  # the same suggestion as run.py's
+from sweeplab.run_format import read_multirun, sweeper_of
 
 MAX_GRID_LEVELS = 12  # a key with more values (an Optuna search) gets no rows x cols table
 
@@ -102,15 +103,13 @@ def resolve_key(runs: pd.DataFrame, key: str | None) -> str | None:
 def _sweep_orders(runs: pd.DataFrame, sweeps: list[Path]) -> dict[str, list[str]]:
     """Each swept override's values in the order the sweep gave them (its first is the
     default baseline), from the sweeps' multirun.yaml."""
-    import yaml
-
     orders: dict[str, list[str]] = {}
     for sweep in sweeps:
-        try:
-            hydra = yaml.safe_load((sweep / "multirun.yaml").read_text()).get("hydra", {})
-        except (OSError, AttributeError, yaml.YAMLError):
+        multirun = read_multirun(sweep)
+        if multirun is None:
             continue
-        texts = [f"{k}={v}" for k, v in ((hydra.get("sweeper") or {}).get("params") or {}).items()]
+        hydra = multirun.get("hydra") or {}
+        texts = [f"{k}={v}" for k, v in (sweeper_of(multirun).get("params") or {}).items()]
         for text in [*texts, *((hydra.get("overrides") or {}).get("task") or [])]:
             key, _, values = str(text).partition("=")
             if "," in values:

@@ -16,13 +16,13 @@ from typing import Any
 
 import pandas as pd
 import seaborn as sns
-import yaml
 from matplotlib.figure import Figure
 
 from analysis.comparisons import REPLICATE, compare_levels, finish
 from analysis.grid_report import mlflow_links, shown_comparisons
 from analysis.page import Estimate, folder_link, number
 from analysis.plots import percent_scale
+from sweeplab.run_format import is_search, read_multirun, sweeper_of
 
 # Columns collect.py reads from a job's environment (the sweeper's hydra.job.env_set): the
 # trial a run is, and the trial a confirmation run repeats.
@@ -31,12 +31,8 @@ TRIAL, CONFIRMS = "search.trial", "search.confirms"
 
 def search_settings(sweep: Path) -> dict[str, Any] | None:
     """The sweeper settings of a sweeplab search sweep (from multirun.yaml), else None."""
-    try:
-        multirun = yaml.safe_load((sweep / "multirun.yaml").read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return None
-    sweeper = (multirun.get("hydra") or {}).get("sweeper") or {}
-    return sweeper if "sweeplab_optuna_sweeper" in str(sweeper.get("_target_", "")) else None
+    sweeper = sweeper_of(read_multirun(sweep))
+    return sweeper if is_search(sweeper) else None
 
 
 def load_study(sweep: Path, settings: dict[str, Any]) -> Any:

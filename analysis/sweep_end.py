@@ -18,13 +18,14 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from sweeplab.run_format import FAILED_NOTES
 from sweeplab.tracker_links import MLFLOW_SWEEP_STATE
 
 log = logging.getLogger(__name__)
 
 
 def _notes_dir(sweep_dir: Path) -> Path:
-    return sweep_dir / ".sweeplab" / "failed"
+    return sweep_dir / FAILED_NOTES
 
 
 def failed_jobs(sweep_dir: Path) -> dict[str, str]:

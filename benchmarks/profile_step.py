@@ -20,7 +20,7 @@ import torch
 from common import compose_cfg, machine, print_table, training_setup, write_csv
 from torch.profiler import ProfilerActivity, profile
 
-from sweeplab.epoch import train_epoch
+from sweeplab.epoch import TrainSettings, train_epoch
 
 
 def profile_steps(model: str, batch: int, threads: int, steps: int, top: int) -> dict[str, Any]:
@@ -29,8 +29,9 @@ def profile_steps(model: str, batch: int, threads: int, steps: int, top: int) ->
     setup = training_setup(model, batch, steps)
 
     def train() -> float:
+        settings = TrainSettings(batch, progress=False)
         result = train_epoch(
-            setup.model, setup.optimizer, setup.scheduler, setup.x, setup.y, batch, progress=False
+            setup.model, setup.optimizer, setup.scheduler, setup.x, setup.y, settings
         )
         return result.images_per_second
 

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from common import machine, print_table, training_setup, write_csv
 
-from sweeplab.epoch import EpochResult, evaluate, train_epoch
+from sweeplab.epoch import EpochResult, TrainSettings, evaluate, train_epoch
 from sweeplab.models import MODELS
 
 # AlexNet at 227x227 runs a few images per second here: small batches, few steps.
@@ -35,9 +35,8 @@ def measure(name: str, batch: int, threads: int, compiled: bool, steps: int) -> 
     model, x, y = setup.model, setup.x, setup.y
 
     def train(images: torch.Tensor, labels: torch.Tensor) -> EpochResult:
-        return train_epoch(
-            model, setup.optimizer, setup.scheduler, images, labels, batch, progress=False
-        )
+        settings = TrainSettings(batch, progress=False)
+        return train_epoch(model, setup.optimizer, setup.scheduler, images, labels, settings)
 
     compile_seconds = None
     if compiled:

@@ -20,7 +20,8 @@ import torch
 from analysis.report import main as report
 from sweeplab import provenance
 from sweeplab.errors import SweeplabError
-from sweeplab.run_folder import Checkpoint, Summary, decide_start
+from sweeplab.run_folder import Checkpoint, decide_start
+from sweeplab.run_format import Summary
 from tests.conftest import QUICK_SWEEP, ROOT
 
 

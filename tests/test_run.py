@@ -249,9 +249,9 @@ def test_digits_train_and_score_without_flips_unless_asked(
     used: list[tuple[str, bool]] = []
     train_epoch, evaluate = train.train_epoch, train.evaluate
 
-    def recording_train_epoch(*args, hflip: bool, **kwargs):
-        used.append(("hflip", hflip))
-        return train_epoch(*args, hflip=hflip, **kwargs)
+    def recording_train_epoch(model, optimizer, scheduler, x, y, settings, **kwargs):
+        used.append(("hflip", settings.hflip))
+        return train_epoch(model, optimizer, scheduler, x, y, settings, **kwargs)
 
     def recording_evaluate(model, x, y, batch_size, amp, tta):
         used.append(("tta", tta))
@@ -429,3 +429,31 @@ def test_eval_takes_a_sweep_jobs_folder_as_printed_and_the_model_from_its_checkp
                         f"hydra.run.dir={tmp_path / 'p'}")  # fmt: skip
     assert predicted.returncode == 0, predicted.stderr
     assert predicted.stdout.count("test image") == 5
+
+
+# metrics.csv of `python run.py dataset.subset=1024 batch_size=64 epochs=2 threads=1 seed=3`,
+# recorded before train.py was reorganised (AMD EPYC, Zen 5, 2026-12-07): a change of how the
+# loop is written must not change what it computes. Other CPUs round floats differently, so
+# the check allows a rounding's worth (and one or two flipped images of 1,024), no more.
+PINNED = [  # epoch, split, loss, accuracy, lr
+    (1, "train", 1.483963, 0.49609375, 0.0069134295),
+    (1, "val", 0.97779429, 0.66601562, 0.0069134295),
+    (2, "train", 0.74405754, 0.72949219, 4.2815522e-05),
+    (2, "val", 0.72943205, 0.734375, 4.2815522e-05),
+    (2, "test", 0.74048781, 0.72363281, 4.2815522e-05),
+]
+
+
+def test_a_fixed_config_gives_the_metrics_recorded_before_the_loop_was_reorganised(
+    tmp_path: Path,
+) -> None:
+    args = ["dataset.subset=1024", "batch_size=64", "epochs=2", "threads=1", "seed=3"]
+    run = completed_cli_run(tmp_path / "run", *args, "progress=false", "figures=false")
+    metrics = pd.read_csv(run / "metrics.csv")
+    assert [tuple(r) for r in metrics[["epoch", "split"]].itertuples(index=False)] == [
+        (epoch, split) for epoch, split, *_ in PINNED
+    ]
+    for (_, _, loss, accuracy, lr), row in zip(PINNED, metrics.itertuples(), strict=True):
+        assert row.loss == pytest.approx(loss, abs=2e-3)
+        assert row.accuracy == pytest.approx(accuracy, abs=2.5 / 1024)
+        assert row.lr == pytest.approx(lr, rel=1e-6)

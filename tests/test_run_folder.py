@@ -10,14 +10,8 @@ import pytest
 import torch
 
 from sweeplab.errors import SweeplabError
-from sweeplab.run_folder import (
-    CHECKPOINTS,
-    TRAINING_OUTPUTS,
-    Checkpoint,
-    Summary,
-    decide_start,
-    write_json,
-)
+from sweeplab.run_folder import Checkpoint, decide_start
+from sweeplab.run_format import CHECKPOINTS, TRAINING_OUTPUTS, Summary, write_json
 
 
 def test_unreadable_checkpoint_is_one_line_naming_it(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from sweeplab.datasets import DATASETS, dataset_spec
 from sweeplab.errors import SweeplabError, require
 from sweeplab.models import MODELS, ModelConfig, model_spec
+from sweeplab.run_rule import Stale
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +39,6 @@ class Mode(StrEnum):
     eval = "eval"  # test loss and accuracy of a checkpoint
     predict = "predict"  # a few test images with a checkpoint's predictions
     summary = "summary"  # the model's layer table and parameter count; trains nothing
-
-
-class Stale(StrEnum):
-    """What a rerun does with a finished or interrupted run that other code or data made."""
-
-    stop = "stop"  # stop before any work, saying how many and how to go on
-    rerun = "rerun"  # train it again; the old results are kept aside in the run's stale/
-    keep = "keep"  # keep it as it is, knowingly
 
 
 # objective= -> the Summary field a run returns to a search

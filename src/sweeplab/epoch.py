@@ -64,37 +64,44 @@ def steps_per_epoch(train_size: int, batch_size: int) -> int:
     return max(1, train_size // batch_size)
 
 
+@dataclass(frozen=True)
+class TrainSettings:
+    """What a training epoch does to each batch, from the run's config."""
+
+    batch_size: int
+    noise: float = 0.0  # std of the Gaussian input noise, in the units of `x` (normalised)
+    label_smoothing: float = 0.0
+    hflip: bool = False  # mirror a random half of each batch
+    amp: bool = False  # bfloat16 autocast
+    progress: bool = True  # a progress bar on a terminal
+
+
 def train_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     x: torch.Tensor,
     y: torch.Tensor,
-    batch_size: int,
-    noise: float = 0.0,
-    label_smoothing: float = 0.0,
+    settings: TrainSettings,
     description: str = "train",
-    progress: bool = True,
-    amp: bool = False,
-    hflip: bool = False,
     before_batch: Callable[[], None] | None = None,
 ) -> EpochResult:
     """One pass over shuffled full batches; flips and noise touch training batches only.
 
-    `noise` is the std of the Gaussian input noise in the units of `x` (normalised images).
-    `before_batch` runs before each batch (a run checks there for a stop signal).
-
-    Loss and accuracy are running averages over the epoch's batches, measured on the noisy
-    inputs in training mode (dropout on), as the model changes.
+    `before_batch` runs before each batch (a run checks there for a stop signal). Loss and
+    accuracy are running averages over the epoch's batches, measured on the noisy inputs in
+    training mode (dropout on), as the model changes.
     """
+    noise, amp = settings.noise, settings.amp
     model.train()
     started = time.perf_counter()
-    batch_size = min(batch_size, len(x))
+    batch_size = min(settings.batch_size, len(x))
     steps = steps_per_epoch(len(x), batch_size)
     order = torch.randperm(len(x)).to(x.device)  # the global RNG, seeded per run
     loss_sum = torch.zeros((), device=x.device)
     correct = torch.zeros((), device=x.device, dtype=torch.long)
-    bar = tqdm(range(steps), desc=description, leave=False, disable=None if progress else True)
+    hidden = None if settings.progress else True  # None: shown on a terminal only
+    bar = tqdm(range(steps), desc=description, leave=False, disable=hidden)
     warm = started
     for step in bar:
         if before_batch is not None:
@@ -105,14 +112,14 @@ def train_epoch(
             _log_long_epoch(description, (time.perf_counter() - warm) / ESTIMATE_AFTER * steps)
         index = order[step * batch_size : (step + 1) * batch_size]
         inputs, targets = x[index], y[index]
-        if hflip:  # mirror a random half of the batch, image by image
+        if settings.hflip:  # mirror a random half of the batch, image by image
             flipped = torch.rand(len(inputs), device=inputs.device) < 0.5
             inputs = torch.where(flipped[:, None, None, None], inputs.flip(3), inputs)
         if noise > 0:
             inputs = inputs + noise * torch.randn_like(inputs)
         with autocast(x.device, amp):
             logits = model(inputs)
-            loss = F.cross_entropy(logits, targets, label_smoothing=label_smoothing)
+            loss = F.cross_entropy(logits, targets, label_smoothing=settings.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

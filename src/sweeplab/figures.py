@@ -13,7 +13,7 @@ from matplotlib.figure import Figure  # not pyplot: no global figure state, no d
 from matplotlib.ticker import MaxNLocator
 
 from sweeplab.data import Splits
-from sweeplab.run_folder import CONFUSION_MATRIX, LEARNING_CURVES, METRICS, TEST_SAMPLES
+from sweeplab.run_format import CONFUSION_MATRIX, LEARNING_CURVES, METRICS, TEST_SAMPLES
 
 PREDICTIONS_PER_ROW = 5  # mode=predict predict.n=100 draws 20 rows, not a 22,000-pixel strip
 

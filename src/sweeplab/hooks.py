@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from sweeplab.config import RunConfig
     from sweeplab.data import Splits
-    from sweeplab.run_folder import Summary
+    from sweeplab.run_format import Summary
 
 
 @dataclass

@@ -19,23 +19,14 @@ from sweeplab.datasets import dataset_spec
 from sweeplab.epoch import evaluate, scored_logits
 from sweeplab.errors import SweeplabError
 from sweeplab.models import MODELS, build_model
-from sweeplab.run_folder import CONFUSION_MATRIX, Checkpoint, write_json
+from sweeplab.run_folder import Checkpoint
+from sweeplab.run_format import CONFUSION_MATRIX, flatten, write_json
 from sweeplab.runtime import memory_format, set_up
 
 log = logging.getLogger(__name__)  # to the console and the run folder's run.log
 
 # What a checkpoint must share with the config that uses it (model. means every model field).
 MUST_MATCH = ("dataset.name", "model.", "input_size", "resize")
-
-
-def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            flat.update(_flat(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def _override(key: str, value: Any) -> str:
@@ -46,13 +37,13 @@ def _override(key: str, value: Any) -> str:
 
 def check_fits(checkpoint: Checkpoint, run: RunConfig, ckpt: str) -> None:
     """Raise one line naming every field in which the checkpoint and the config differ."""
-    saved, current = _flat(checkpoint.config), _flat(as_container(run))
+    saved, current = flatten(checkpoint.config), flatten(as_container(run))
     if saved.get("model.name") != current.get("model.name"):
         # Another model: its group, then each field the checkpoint set away from its default.
         name = saved.get("model.name")
         spec = MODELS.get(str(name))
         schema = OmegaConf.structured(spec.schema) if spec else OmegaConf.create()
-        defaults = _flat({"model": OmegaConf.to_container(schema, enum_to_str=True)})
+        defaults = flatten({"model": OmegaConf.to_container(schema, enum_to_str=True)})
         fixes = [f"model={name}"] + [
             _override(k, v)
             for k, v in saved.items()

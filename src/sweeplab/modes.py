@@ -18,7 +18,7 @@ from sweeplab.datasets import dataset_spec
 from sweeplab.errors import SweeplabError
 from sweeplab.inference import evaluate_checkpoint, predict
 from sweeplab.models import build_model, count_parameters
-from sweeplab.run_folder import SUMMARY, Summary
+from sweeplab.run_format import SUMMARY, Status, Summary
 from sweeplab.train import train_and_evaluate
 
 
@@ -77,5 +77,5 @@ def record_failure(cfg: DictConfig, run_dir: Path, err: BaseException) -> None:
         hash_ = None  # the config itself is what failed
     run_dir.mkdir(parents=True, exist_ok=True)
     summary = Summary(config_hash=hash_)
-    summary.end("failed", err)
+    summary.end(Status.FAILED, err)
     summary.write(run_dir)

@@ -1,56 +1,44 @@
-"""The run-folder contract that analysis reads: metrics.csv, summary.json, checkpoints, figures.
-
-`Summary` and `Checkpoint` are the typed forms of summary.json and checkpoints/*.pt, each with
-its own write and load. Every write here survives a crash: metrics rows are flushed as they
-are written, and summary.json and checkpoints go to a temporary file of this process that is
-then renamed into place. `decide_start` says what a run does in a folder that already holds
-one: skip it, resume it, or start afresh.
+"""The run folder's torch side: checkpoints (`Checkpoint`), the lock that makes one process
+its owner, and acting on the one rule (`sweeplab.run_rule.decide`) when a run starts in a
+folder that already holds one: skip it, resume it, start afresh, or set the old results aside.
+The format itself (file names, summary.json, metrics.csv) is `sweeplab.run_format`'s.
 """
 
 from __future__ import annotations
 
-import csv
 import fcntl
 import hashlib
-import json
 import logging
-import math
 import os
 import shutil
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
 from sweeplab.errors import SweeplabError
-from sweeplab.provenance import DIFF
-from sweeplab.tracker_links import TRACKERS
+from sweeplab.run_format import (
+    BEST,
+    CHECKPOINTS,
+    FAILED_NOTES,
+    LAST,
+    LOCK,
+    STALE,
+    TENSORBOARD_EVENTS,
+    TRAINING_OUTPUTS,
+    LastCheckpoint,
+    MadeBy,
+    Summary,
+    replace_atomically,
+)
+from sweeplab.run_rule import Action, Command, FolderState, decide
 
 log = logging.getLogger(__name__)
-
-# What a training run writes into its folder (Hydra's .hydra/ and run.log aside).
-METRICS = "metrics.csv"
-SUMMARY = "summary.json"
-CHECKPOINTS = "checkpoints"  # last.pt and best.pt
-LEARNING_CURVES = "learning_curves.png"
-TEST_SAMPLES = "test_samples.png"
-CONFUSION_MATRIX = "confusion_matrix.png"
-TRAINING_OUTPUTS = (METRICS, SUMMARY, CHECKPOINTS, LEARNING_CURVES, TEST_SAMPLES, CONFUSION_MATRIX,
-                    TRACKERS, DIFF)  # fmt: skip
-TENSORBOARD_EVENTS = "events.out.tfevents.*"  # TensorBoard's event files, in the folder itself
-LOCK = ".lock"  # flock-ed by the one process working in the folder; names it while it does
-FAILED_NOTES = Path(".sweeplab") / "failed"  # in a sweep folder: a note per failed job
-METRICS_COLUMNS = ("epoch", "split", "loss", "accuracy", "lr", "seconds", "images_per_second")
-
-
-# Statuses of a run that is over: a rerun skips it.
-FINISHED = ("completed", "pruned")
-STALE = "stale"  # in a run folder: the results of other code or data, kept aside by stale=rerun
 
 
 class RunLocked(SweeplabError):
@@ -78,140 +66,6 @@ def folder_lock(run_dir: Path) -> Iterator[None]:
     finally:
         os.ftruncate(fd, 0)
         os.close(fd)  # releases the lock
-
-
-def now() -> str:
-    """The time as summaries record it (UTC, ISO 8601, seconds)."""
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _replace_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temporary file of this process, then rename it over `path`."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON atomically; NaN and inf become null so every JSON reader can parse it."""
-    clean = {
-        k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in data.items()
-    }
-    _replace_atomically(path, lambda tmp: tmp.write_text(json.dumps(clean, indent=2) + "\n"))
-
-
-# --- metrics.csv -----------------------------------------------------------------------------
-
-
-def _csv_row(row: dict[str, Any]) -> dict[str, Any]:
-    # Floats with enough digits to compare runs exactly, few enough to read.
-    return {
-        key: f"{value:.8g}" if isinstance(value := row.get(key), float) else value
-        for key in METRICS_COLUMNS
-    }
-
-
-class MetricsWriter:
-    """Appends rows to metrics.csv and flushes each one, so a crash loses nothing written.
-
-    `rows` first replaces the file (atomically) with exactly those rows: a resumed run passes
-    the rows its checkpoint holds, so metrics.csv never gets duplicate or orphaned epochs.
-    """
-
-    def __init__(self, path: Path, rows: list[dict[str, Any]]) -> None:
-        def write(tmp: Path) -> None:
-            with tmp.open("w", newline="") as file:
-                writer = csv.DictWriter(file, fieldnames=METRICS_COLUMNS)
-                writer.writeheader()
-                writer.writerows(_csv_row(row) for row in rows)
-
-        _replace_atomically(path, write)
-        self._file = path.open("a", newline="")
-        self._writer = csv.DictWriter(self._file, fieldnames=METRICS_COLUMNS)
-
-    def write(self, row: dict[str, Any]) -> None:
-        """Write one (epoch, split) row and flush it to disk."""
-        self._writer.writerow(_csv_row(row))
-        self._file.flush()
-        os.fsync(self._file.fileno())
-
-    def close(self) -> None:
-        self._file.close()
-
-
-# --- summary.json ----------------------------------------------------------------------------
-
-
-@dataclass
-class Summary:
-    """summary.json: how a run ended and its headline numbers (None: not reached)."""
-
-    status: str = "failed"  # completed | pruned | diverged | failed | interrupted
-    error: str | None = None
-    config_hash: str | None = None
-    model: str | None = None  # as the user chose it: the preset (model=lenet5_bn), else family
-    model_family: str | None = None  # the registry's name (model.name: lenet5)
-    dataset: str | None = None
-    input_size: int | None = None
-    seed: int | None = None
-    epochs: int | None = None
-    started_at: str | None = None
-    params: int | None = None
-    device: str | None = None  # the device used (cpu, cuda), not the config's `auto`
-    torch_version: str | None = None
-    train_size: int | None = None
-    val_size: int | None = None
-    test_size: int | None = None
-    data_source: str | None = None
-    # Where the run's wall time went: start-up (process start, or the job's start in a process
-    # that ran jobs before it, to the first training batch, less data), data (reading,
-    # splitting, normalising, moving to the device), training, evaluation (val and test),
-    # figures.
-    startup_seconds: float | None = None
-    data_seconds: float | None = None
-    best_val_accuracy: float | None = None
-    best_epoch: int | None = None
-    epochs_completed: int | None = None
-    train_seconds: float | None = None
-    eval_seconds: float | None = None
-    images_per_second: float | None = None
-    compile_seconds: float | None = None  # the first batch with compile=true
-    peak_rss_mb: float | None = None
-    test_loss: float | None = None
-    test_accuracy: float | None = None
-    figures_seconds: float | None = None
-    finished_at: str | None = None
-    provenance: dict[str, Any] | None = None  # what made it (sweeplab.provenance.record)
-
-    def model_label(self) -> str:
-        """`lenet5_bn (lenet5 family)`: the preset, and its family where the name differs."""
-        if self.model_family and self.model != self.model_family:
-            return f"{self.model} ({self.model_family} family)"
-        return str(self.model)
-
-    def end(self, status: str, error: BaseException | str | None = None) -> None:
-        """Record how the run ended."""
-        if isinstance(error, BaseException):
-            error = f"{type(error).__name__}: {error}"
-        self.status, self.error, self.finished_at = status, error, now()
-
-    def write(self, run_dir: Path) -> None:
-        write_json(run_dir / SUMMARY, {f.name: getattr(self, f.name) for f in fields(self)})
-
-    @classmethod
-    def load(cls, run_dir: Path) -> Summary | None:
-        """The folder's summary; None when it is missing or unreadable."""
-        try:
-            data = json.loads((run_dir / SUMMARY).read_text())
-        except (OSError, ValueError):
-            return None
-        if not isinstance(data, dict):
-            return None
-        known = {f.name for f in fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in known})
 
 
 # --- checkpoints -----------------------------------------------------------------------------
@@ -242,7 +96,16 @@ class Checkpoint:
         """torch.save to a temporary file, then rename: a crash never leaves half a checkpoint."""
         path.parent.mkdir(parents=True, exist_ok=True)
         state = {f.name: getattr(self, f.name) for f in fields(self)}  # shallow: no tensor copies
-        _replace_atomically(path, lambda tmp: torch.save(state, tmp))
+        replace_atomically(path, lambda tmp: torch.save(state, tmp))
+        if path.name == LAST.name and path.parent.name == CHECKPOINTS:  # for torch-free readers
+            made = MadeBy.of_list(self.made_by)
+            LastCheckpoint(self.config_hash, self.epoch, made).write(path.parent.parent)
+
+    def save_in(self, run_dir: Path, best: bool) -> None:
+        """checkpoints/last.pt after every epoch, and best.pt too when the epoch is the best."""
+        if best:
+            self.save(run_dir / BEST)
+        self.save(run_dir / LAST)
 
     @classmethod
     def load(cls, path: str | Path) -> Checkpoint:
@@ -283,78 +146,46 @@ class Start:
     checkpoint: Checkpoint | None = None  # the last.pt to continue from (resume)
 
 
-def _mismatch(run_dir: Path, found: str | None, expected: str) -> SweeplabError:
-    return SweeplabError(
-        f"{run_dir} holds a run of another config (hash {found}, this config {expected}): "
-        "results would mix; pass a new hydra.sweep.dir (or hydra.run.dir), or delete that folder"
-    )
-
-
 def decide_start(
-    run_dir: Path, expected_hash: str, made_by: list[str | None] | None = None,
+    run_dir: Path, expected_hash: str, made_by: Sequence[str | None] | None = None,
     stale: str = "stop",
 ) -> Start:  # fmt: skip
-    """Look at the run folder and say whether to skip, resume or start afresh.
-
-    - `completed` or `pruned` (a search stopped it) with the same config hash: skip, touching
-      nothing.
-    - interrupted or killed (a `last.pt`, no `completed`): resume from `last.pt`.
-    - `failed` or `diverged`, or nothing to resume from: start afresh, clearing the old files.
-    - a different config hash: stop, so results of two configs are never mixed.
-    - made by another code version or data (`made_by`: [code version, data fingerprint]) than
-      this command's: as `stale` says: stop with one line, `rerun` (the old results moved to
-      `stale/`) or `keep` (skip or resume as if nothing differed).
-    """
-    summary = Summary.load(run_dir)
-    if summary is not None and summary.config_hash not in (None, expected_hash):
-        raise _mismatch(run_dir, summary.config_hash, expected_hash)
-    if summary is not None and summary.status in FINISHED:
-        if _is_stale(run_dir, _made_by(summary), made_by, stale):
-            return Start("fresh")
-        return Start("skip", summary=summary)
-    last = run_dir / CHECKPOINTS / "last.pt"
-    if (summary is None or summary.status not in ("failed", "diverged")) and last.is_file():
+    """Act on the one rule (`run_rule.decide`) for a run about to start in `run_dir`, with its
+    last.pt loaded (what made it, from the checkpoint itself): skip, resume, start afresh
+    (clearing what an earlier attempt left; a stale run's results moved to stale/ first), or
+    stop with the rule's one line."""
+    summary, checkpoint, unreadable = Summary.load(run_dir), None, False
+    last = None
+    if (run_dir / LAST).is_file():
         try:
-            checkpoint = Checkpoint.load(last)
-        except SweeplabError:
-            checkpoint = None  # unreadable (e.g. killed mid-write of an old torch): start afresh
-        if checkpoint is not None:
-            if checkpoint.config_hash != expected_hash:
-                raise _mismatch(run_dir, checkpoint.config_hash, expected_hash)
-            if _is_stale(run_dir, checkpoint.made_by or [None, None], made_by, stale):
-                return Start("fresh")
-            return Start("resume", checkpoint=checkpoint)
+            checkpoint = Checkpoint.load(run_dir / LAST)
+            made = MadeBy.of_list(checkpoint.made_by)
+            last = LastCheckpoint(checkpoint.config_hash, checkpoint.epoch, made)
+        except SweeplabError:  # unreadable (e.g. killed mid-write of an old torch)
+            last, unreadable = LastCheckpoint(), True
+    state = FolderState(summary, last, unreadable)
+    now = MadeBy(*made_by) if made_by is not None else None
+    decision = decide(state, Command(expected_hash, now, stale), run_dir)
+    if decision.action == Action.STOP:
+        raise SweeplabError(decision.message)
+    if decision.action == Action.SKIP:
+        return Start("skip", summary=summary)
+    if decision.action == Action.RESUME:
+        return Start("resume", checkpoint=checkpoint)
+    if decision.action == Action.RERUN:
+        set_aside(run_dir, decision.found or MadeBy(None, None))
     clear_training_outputs(run_dir)
     return Start("fresh")
 
 
-def _made_by(summary: Summary) -> list[str | None]:
-    made = summary.provenance or {}
-    return [made.get("code_version"), made.get("data_fingerprint")]
-
-
-def _is_stale(
-    run_dir: Path, found: list[str | None], now: list[str | None] | None, stale: str
-) -> bool:
-    """Whether the run must start afresh (`rerun`: its outputs are moved to stale/ first);
-    False to use it as it is; one line when `stale` is `stop`."""
-    if now is None or list(found) == list(now) or stale == "keep":
-        return False
-    if stale != "rerun":
-        index = 0 if found[0] != now[0] else 1
-        what = ("code version", "data fingerprint")[index]
-        raise SweeplabError(
-            f"{run_dir} was made by {what} {found[index] or 'unknown'}, not this command's "
-            f"{now[index]}: pass stale=rerun to train it again (the old results are kept in its "
-            "stale/ folder) or stale=keep to keep it as it is"
-        )
-    aside = run_dir / STALE / f"{found[0] or 'unknown'}-{datetime.now():%Y%m%d-%H%M%S}"
+def set_aside(run_dir: Path, found: MadeBy) -> Path:
+    """Move a stale run's results to `stale/<its code version>-<time>/` (kept, not deleted)."""
+    aside = run_dir / STALE / f"{found.code_version or 'unknown'}-{datetime.now():%Y%m%d-%H%M%S}"
     aside.mkdir(parents=True, exist_ok=True)
     for name in TRAINING_OUTPUTS:
         if (run_dir / name).exists():
             shutil.move(run_dir / name, aside / name)
-    clear_training_outputs(run_dir)  # what could not be moved (tracker files)
-    return True
+    return aside
 
 
 def clear_training_outputs(run_dir: Path) -> None:

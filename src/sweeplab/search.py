@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 
 from sweeplab.config import OBJECTIVES, RunConfig, objective_names
 from sweeplab.hooks import EpochEnd, RunHook
-from sweeplab.run_folder import Summary
+from sweeplab.run_format import Summary
 
 if TYPE_CHECKING:
     from optuna.trial import Trial

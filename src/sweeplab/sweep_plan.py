@@ -1,16 +1,22 @@
-"""What a sweep command would do, before it does anything: each job's folder and whether it
-would run, resume or be skipped (`dry_run=true` prints that and stops), and one line instead
-of a line per job when every job has finished already.
+"""What a sweep command would do, before it does anything: each job's folder and what the one
+rule (`sweeplab.run_rule.decide`) says of it: run, resume, skip, rerun or stop.
 
-A Hydra callback (conf/config.yaml), run once per command before any job. It plans Hydra's
-basic sweeper (every combination of the sweep overrides, as Hydra expands them) with
-sweeplab's job folder names; for sweeplab's search sweeper it counts the study's trials.
+A Hydra callback (conf/config.yaml), run once per command before any job:
+- a `stale` value that is not stop, rerun or keep: one line, before any job;
+- `dry_run=true`: list each job's action and stop (a search: its trials done and left);
+- runs that other code or other data made (stale=stop, the default): one line that counts
+  them and says how to go on, before any job trains;
+- every job finished already: one line, and nothing starts.
+
+It plans Hydra's basic sweeper (every combination of the sweep overrides, as Hydra expands
+them) with sweeplab's job folder names, each job with its own config hash and data; the folders
+of any other sweep (a search's trials) are checked against the command's own config.
 """
 
 from __future__ import annotations
 
-import json
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,9 +26,10 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from sweeplab.config import check_config, config_hash, job_dirname
-from sweeplab.provenance import code_version
-from sweeplab.run_folder import CHECKPOINTS, FINISHED, SUMMARY
+from sweeplab.config import STALE_CHOICES, check_config, config_hash, job_dirname
+from sweeplab.provenance import UNKNOWN, code_version
+from sweeplab.run_format import SUMMARY, MadeBy, is_search
+from sweeplab.run_rule import Action, Command, Decision, FolderState, Stale, decide
 
 DEFAULT_SUBDIR = "${sweeplab.job_dirname:${hydra.job.override_dirname}}"
 
@@ -32,43 +39,29 @@ class PlannedJob:
     number: int
     folder: Path
     overrides: list[str]
-    action: str  # "skip", "resume", "run" or "stop"
-    why: str
+    decision: Decision
 
 
-def job_state(
-    folder: Path, expected_hash: str | None, code: str | None = None, stale: str = "stop"
-) -> tuple[str, str]:
-    """What the job would do in `folder`, read-only (run_folder.decide_start's rules; `code`:
-    this code's version, for the runs another one made)."""
+def command_of(cfg: DictConfig, stale: str) -> Command:
+    """A job's command as the rule sees it: its config hash and what makes its numbers (this
+    code, the data its config reads); unknown (not checked) where the config does not check or
+    its data is not there: the job itself then says what is wrong."""
+    from sweeplab.data import data_fingerprint  # the files the config reads
+
     try:
-        summary = json.loads((folder / SUMMARY).read_text())
-    except (OSError, ValueError):
-        summary = None
-    made = summary.get("config_hash") if isinstance(summary, dict) else None
-    if expected_hash and made not in (None, expected_hash):
-        return "stop", "its folder holds a run of another config"
-    status = summary.get("status") if isinstance(summary, dict) else None
-    made_by = ((summary or {}).get("provenance") or {}).get("code_version") if made else None
-    if code and status in (*FINISHED, "interrupted") and made_by != code and stale != "keep":
-        if stale == "stop":
-            return "stop", f"made by code {made_by or 'unknown'}: stale=rerun or stale=keep"
-        return "run", f"made by code {made_by or 'unknown'}: again (stale=rerun)"
-    if status in FINISHED:
-        return "skip", f"{status} already"
-    if status not in ("failed", "diverged") and (folder / CHECKPOINTS / "last.pt").is_file():
-        done = summary.get("epochs_completed") if isinstance(summary, dict) else None
-        return "resume", f"after epoch {done}" if done else "from checkpoints/last.pt"
-    return "run", f"{status} before: again" if status else "new"
-
-
-def _hash(config: DictConfig, overrides: list[str]) -> str | None:
-    """The config hash the job would have (None when its config does not check)."""
+        run = check_config(cfg)
+    except Exception:
+        return Command(None, None, stale)
     try:
-        cfg = compose(config_name=config.hydra.job.config_name, overrides=overrides)
-        return config_hash(check_config(cfg))
-    except Exception:  # the job itself will say what is wrong with its config
-        return None
+        made_by = MadeBy(code_version(), data_fingerprint(run.dataset))
+    except Exception:
+        made_by = None
+    return Command(config_hash(run), made_by, stale)
+
+
+def plan_folder(folder: Path, command: Command) -> Decision:
+    """The rule's decision for one run folder, read without touching it."""
+    return decide(FolderState.read(folder), command, folder)
 
 
 def planned_jobs(config: DictConfig) -> list[PlannedJob] | None:
@@ -84,7 +77,6 @@ def planned_jobs(config: DictConfig) -> list[PlannedJob] | None:
     parser = OverridesParser.create()
     (jobs,) = BasicSweeper.split_arguments(parser.parse_overrides(list(hydra.overrides.task)), None)
     names = hydra.job.config.override_dirname
-    code = code_version()
     planned = []
     for number, overrides in enumerate(jobs):
         dirname = get_overrides_dirname(
@@ -92,9 +84,52 @@ def planned_jobs(config: DictConfig) -> list[PlannedJob] | None:
             names.kv_sep,
         )  # fmt: skip
         folder = Path(str(hydra.sweep.dir)) / job_dirname(dirname)
-        action, why = job_state(folder, _hash(config, overrides), code, str(config.stale))
-        planned.append(PlannedJob(number, folder, overrides, action, why))
+        job = compose(config_name=hydra.job.config_name, overrides=overrides)
+        decision = plan_folder(folder, command_of(job, str(config.stale)))
+        planned.append(PlannedJob(number, folder, overrides, decision))
     return planned
+
+
+def base_command(config: DictConfig) -> Command:
+    """The command's own config (its overrides that do not sweep) as the rule sees it."""
+    parser = OverridesParser.create()
+    fixed = [
+        o.input_line
+        for o in parser.parse_overrides(list(config.hydra.overrides.task))
+        if not o.is_sweep_override() and o.input_line is not None
+    ]
+    try:
+        base = compose(config_name=config.hydra.job.config_name, overrides=fixed)
+    except Exception:
+        return Command(None, None, str(config.stale))
+    return command_of(base, str(config.stale))
+
+
+def folder_decisions(config: DictConfig, command: Command) -> list[Decision]:
+    """The rule on every run folder of a sweep that is not planned job by job (a search's
+    trials), against the command's own code and data (each trial has its own config)."""
+    command = Command(None, command.made_by, command.stale)
+    sweep_dir = Path(str(config.hydra.sweep.dir))
+    return [plan_folder(path.parent, command) for path in sorted(sweep_dir.glob(f"*/{SUMMARY}"))]
+
+
+def stale_line(sweep_dir: Path | str, decisions: list[Decision], now: MadeBy) -> str:
+    """The one line that stops a sweep whose folder holds runs other code or data made."""
+    stale = [d for d in decisions if d.action == Action.STOP and d.stale]
+    code = [d for d in stale if d.stale == "code version"]
+    chosen, index = (code, 0) if code else (stale, 1)
+    counts = Counter((d.found[index] if d.found else None) or UNKNOWN for d in chosen)
+    by = ", ".join(f"{n} by {version}" for version, n in counts.most_common())
+    made = (
+        f"by another code version ({by}; this code is {now.code_version})"
+        if code
+        else f"from other data ({by}; this command reads data {now.data_fingerprint})"
+    )
+    return (
+        f"sweeplab: error: {len(chosen)} run(s) in {sweep_dir} were made {made}: pass "
+        "stale=rerun to train them again (their old results are kept in each run's stale/ "
+        "folder) or stale=keep to keep them as they are"
+    )
 
 
 def _search_line(config: DictConfig) -> str:
@@ -118,32 +153,48 @@ def _search_line(config: DictConfig) -> str:
     )
 
 
+def _print_plan(jobs: list[PlannedJob], sweep_dir: Any) -> None:
+    for job in jobs:
+        print(f"#{job.number} {job.decision.action:<6} {job.folder.name}  ({job.decision.why})")
+    counts = ", ".join(
+        f"{sum(j.decision.action == a for j in jobs)} {a}"
+        for a in Action if any(j.decision.action == a for j in jobs)
+    )  # fmt: skip
+    print(f"sweeplab: dry run of {len(jobs)} jobs in {sweep_dir}: {counts}; nothing ran")
+
+
 class SweepPlan(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        stale = str(config.get("stale", Stale.stop))
+        if stale not in list(Stale):  # before any job, rather than once per job
+            print(f"sweeplab: error: invalid config: stale={stale!r}: {STALE_CHOICES}",
+                  file=sys.stderr)  # fmt: skip
+            sys.exit(2)
         dry = bool(config.get("dry_run", False))
-        if "sweeplab_optuna" in str(config.hydra.sweeper.get("_target_", "")):
-            if dry:
-                print(_search_line(config))
-                sys.exit(0)
-            return
-        jobs = planned_jobs(config)
-        if jobs is None:
-            if dry:
-                print("sweeplab: dry_run plans sweeps of Hydra's basic sweeper with sweeplab's "
-                      "job folders; this sweep uses another", file=sys.stderr)  # fmt: skip
-                sys.exit(2)
-            return
         sweep_dir = config.hydra.sweep.dir
-        if dry:
-            for job in jobs:
-                print(f"#{job.number} {job.action:<6} {job.folder.name}  ({job.why})")
-            counts = ", ".join(
-                f"{sum(j.action == a for j in jobs)} {a}"
-                for a in ("run", "resume", "skip", "stop") if any(j.action == a for j in jobs)
-            )  # fmt: skip
-            print(f"sweeplab: dry run of {len(jobs)} jobs in {sweep_dir}: {counts}; nothing ran")
+        if is_search(dict(config.hydra.sweeper)) and dry:
+            print(_search_line(config))
             sys.exit(0)
-        if jobs and all(job.action == "skip" for job in jobs):
+        jobs = planned_jobs(config)
+        if jobs is None and dry:
+            print("sweeplab: dry_run plans sweeps of Hydra's basic sweeper with sweeplab's "
+                  "job folders; this sweep uses another", file=sys.stderr)  # fmt: skip
+            sys.exit(2)
+        if dry:
+            assert jobs is not None
+            _print_plan(jobs, sweep_dir)
+            sys.exit(0)
+        if stale != Stale.stop:  # each run applies stale=rerun or stale=keep itself
+            decisions = []
+        elif jobs is not None:
+            decisions = [job.decision for job in jobs]
+        else:
+            decisions = folder_decisions(config, base_command(config))
+        if any(d.stale for d in decisions):
+            now = base_command(config).made_by or MadeBy(code_version(), None)
+            print(stale_line(sweep_dir, decisions, now), file=sys.stderr)
+            sys.exit(2)
+        if jobs and all(job.decision.action == Action.SKIP for job in jobs):
             report = Path(str(sweep_dir)) / "report" / "report.md"
             print(f"sweeplab: {len(jobs)} of {len(jobs)} runs in {sweep_dir} finished; nothing "
                   f"to run (report: {report})", file=sys.stderr)  # fmt: skip

@@ -7,13 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-TRACKERS = "trackers.json"  # where this run lives in each tracker (e.g. its MLflow run id)
+from sweeplab.run_format import TRACKERS, sweep_folder
+
 MLFLOW_SWEEP_STATE = Path(".sweeplab") / "mlflow.json"  # a sweep's parent run per MLflow store
-
-
-def sweep_folder(run_dir: Path) -> Path | None:
-    """The sweep a run folder belongs to: Hydra leaves multirun.yaml in every sweep folder."""
-    return run_dir.parent if (run_dir.parent / "multirun.yaml").is_file() else None
 
 
 def mlflow_url(uri: str, experiment: str, run_id: str | None = None) -> str | None:

@@ -24,25 +24,29 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from sweeplab.config import as_container, check_config, chosen_option, config_hash
-from sweeplab.data import data_fingerprint, load_splits
+from sweeplab.config import RunConfig, as_container, check_config, chosen_option, config_hash
+from sweeplab.data import Splits, data_fingerprint, load_splits
 from sweeplab.datasets import dataset_spec
-from sweeplab.epoch import evaluate, steps_per_epoch, train_epoch
+from sweeplab.epoch import (
+    EpochResult,
+    EvalResult,
+    TrainSettings,
+    evaluate,
+    steps_per_epoch,
+    train_epoch,
+)
 from sweeplab.errors import SweeplabError
 from sweeplab.hooks import EpochEnd, RunHook
 from sweeplab.models import build_model, count_parameters
 from sweeplab.optim import build_optimizer, build_scheduler
 from sweeplab.provenance import code_version, record, save_diff
-from sweeplab.run_folder import (
-    CHECKPOINTS,
+from sweeplab.run_folder import Checkpoint, Start, decide_start, folder_lock
+from sweeplab.run_format import (
     METRICS,
-    Checkpoint,
+    MadeBy,
     MetricsWriter,
-    Start,
+    Status,
     Summary,
-    decide_start,
-    folder_lock,
-    now,
 )
 from sweeplab.runtime import (
     Interrupted,
@@ -88,6 +92,15 @@ class Progress:
         images = sum(row["seconds"] * row["images_per_second"] for row in rows)
         return images / self.train_seconds if self.train_seconds > 0 else None
 
+    def reached(self, epoch: int, val_accuracy: float) -> bool:
+        """Epoch `epoch` is done with this val accuracy; True when it is the best so far (the
+        choice is made on val, never on test)."""
+        self.epoch = epoch
+        best = self.best_val_accuracy is None or val_accuracy > self.best_val_accuracy
+        if best:
+            self.best_val_accuracy, self.best_epoch = val_accuracy, epoch
+        return best
+
 
 def train_and_evaluate(cfg: DictConfig, run_dir: Path, hooks: Sequence[RunHook] = ()) -> Summary:
     """Train, keep the best checkpoint by val accuracy, test the final model, write everything.
@@ -96,36 +109,22 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, hooks: Sequence[RunHook] 
     still writes its summary before the exception goes on. `hooks` run beside the trackers
     the config chooses (`sweeplab.hooks`).
     """
-    global _jobs_started
-    entered = time.perf_counter()
-    since_start = seconds_since_process_start() if _jobs_started == 0 else None
-    started = entered - (since_start or 0.0)  # start-up counts from the command when it can
-    _jobs_started += 1
+    started = _start_time()
     run = check_config(cfg)
     spec = dataset_spec(run.dataset.name)
     # Trackers and a search's trial reporter; a missing tracker package stops here, before work.
     chosen = [*tracker_hooks(run.logger), *search_hooks()]
     with ExitStack() as held:  # released in reverse: summary written, signals restored, unlocked
         held.enter_context(folder_lock(run_dir))  # one owner; another process gets RunLocked
-        run_hash = config_hash(run)
         # What makes this run's numbers besides its config: skip or resume only what the same
         # code and data made (run.stale says what to do with the rest).
-        made_by = [code_version(), data_fingerprint(run.dataset)]
-        start = decide_start(run_dir, run_hash, made_by, run.stale)
+        made_by = MadeBy(code_version(), data_fingerprint(run.dataset))
+        start = decide_start(run_dir, config_hash(run), made_by, run.stale)
         if start.action == "skip":
             log.info("%s: already completed with this config; skipped", run_dir)
             assert start.summary is not None
             return start.summary
-        summary = Summary(
-            config_hash=run_hash,
-            model=chosen_option("model") or run.model.name,
-            model_family=run.model.name,
-            dataset=run.dataset.name,
-            input_size=run.input_size,
-            seed=run.seed,
-            epochs=run.epochs,
-            started_at=now(),
-        )
+        summary = Summary.starting(run, config_hash(run), chosen_option("model"))
         stop = held.enter_context(StopSignals(partial(_note_signal, summary, run_dir)).installed())
         active: list[RunHook] = []  # told of the end however the run ends, once they started
         held.enter_context(_summary_written(summary, run_dir, active))
@@ -135,36 +134,10 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, hooks: Sequence[RunHook] 
         # Built before the data loads, so a model that cannot take the input size stops at once.
         model = build_model(run.model, spec.channels, run.input_size, spec.num_classes)
         model = model.to(device, memory_format=memory_format(model, device))
-        loading = time.perf_counter()
-        data = load_splits(run.dataset, run.input_size, run.resize).to(device)
-        data.load_seconds = time.perf_counter() - loading
-        if run.batch_size > len(data.train_y):
-            raise SweeplabError(
-                f"invalid config: batch_size={run.batch_size}: the training split has only "
-                f"{len(data.train_y)} images, so every epoch would be one step; use a smaller "
-                "batch_size (or a larger dataset.subset)"
-            )
+        data = _load_data(run, device)
         if run.compile:
             model.compile()  # in place: state_dict keys stay those of the plain model
-        summary.params = count_parameters(model)
-        summary.device, summary.torch_version = str(device), torch.__version__
-        summary.train_size, summary.val_size = len(data.train_y), len(data.val_y)
-        summary.test_size, summary.data_source = len(data.test_y), data.source
-        summary.data_seconds = round(data.load_seconds, 3)
-        log.info(
-            "%s (%s parameters) on %s, %d train / %d val / %d test images (%.2f s), %s, "
-            "%d torch thread(s)",
-            summary.model_label(),
-            f"{summary.params:,}",
-            run.dataset.name,
-            summary.train_size,
-            summary.val_size,
-            summary.test_size,
-            data.load_seconds,
-            device,
-            torch.get_num_threads(),
-        )
-
+        _record_setup(summary, model, data, device)
         optimizer = build_optimizer(model, run.optimizer, run.regularization.weight_decay)
         steps = steps_per_epoch(len(data.train_y), run.batch_size)
         scheduler = build_scheduler(optimizer, run.scheduler, steps * run.epochs)
@@ -172,47 +145,25 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, hooks: Sequence[RunHook] 
         if start.checkpoint is not None:
             progress = _restore(start.checkpoint, model, optimizer, scheduler)
             log.info("resuming %s after epoch %d of %d", run_dir, progress.epoch, run.epochs)
-        saved = {
-            "config": as_container(run),
-            "config_hash": summary.config_hash,
-            "normalization": {"mean": data.mean, "std": data.std},
-            "classes": list(data.classes),
-            "made_by": made_by,
-        }
-        noise = run.regularization.noise_std / data.std  # pixel units -> normalised units
+        saved = CheckpointContext(run, summary.config_hash, data, made_by)
+        settings = TrainSettings(
+            run.batch_size,
+            run.regularization.noise_std / data.std,  # pixel units -> normalised units
+            run.regularization.label_smoothing, run.regularization.hflip, run.amp, run.progress,
+        )  # fmt: skip
         metrics = MetricsWriter(run_dir / METRICS, progress.history)
-
-        def record(row: dict[str, Any]) -> None:
-            metrics.write(row)
-            progress.history.append(row)
-
+        record = partial(_record_row, metrics, progress)
         for hook in [*chosen, *hooks]:
             hook.start(run, run_dir, list(progress.history))
             active.append(hook)
-        startup = time.perf_counter() - started - data.load_seconds
-        summary.startup_seconds = round(startup, 3)
+        summary.startup_seconds = round(time.perf_counter() - started - data.load_seconds, 3)
         try:
             for epoch in range(progress.epoch + 1, run.epochs + 1):
                 result = train_epoch(
-                    model,
-                    optimizer,
-                    scheduler,
-                    data.train_x,
-                    data.train_y,
-                    run.batch_size,
-                    noise,
-                    run.regularization.label_smoothing,
-                    description=f"epoch {epoch}/{run.epochs}",
-                    progress=run.progress,
-                    amp=run.amp,
-                    hflip=run.regularization.hflip,
-                    before_batch=stop.check,
-                )
-                if run.compile and progress.compile_seconds is None:
-                    progress.compile_seconds = result.first_batch_seconds
-                    log.info(
-                        "compile=true: the first batch took %.1f s", result.first_batch_seconds
-                    )
+                    model, optimizer, scheduler, data.train_x, data.train_y, settings,
+                    description=f"epoch {epoch}/{run.epochs}", before_batch=stop.check,
+                )  # fmt: skip
+                _note_compile(progress, result, run.compile)
                 lr = optimizer.param_groups[0]["lr"]
                 record({"epoch": epoch, "split": "train", **result.row(), "lr": lr})
                 if result.diverged:
@@ -224,40 +175,9 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, hooks: Sequence[RunHook] 
                     break
                 val = evaluate(model, data.val_x, data.val_y, run.eval_batch_size, run.amp, run.tta)
                 record({"epoch": epoch, "split": "val", **val.row(), "lr": lr})
-                log.info(
-                    "epoch %d/%d: train loss %.4f acc %.2f%% | val loss %.4f acc %.2f%% | "
-                    "%.1f s, %s img/s",
-                    epoch,
-                    run.epochs,
-                    result.loss,
-                    100 * result.accuracy,
-                    val.loss,
-                    100 * val.accuracy,
-                    result.seconds,
-                    f"{result.images_per_second:,.0f}",
-                )
-                best = (
-                    progress.best_val_accuracy is None or val.accuracy > progress.best_val_accuracy
-                )
-                if best:  # chosen on val, never test
-                    progress.best_val_accuracy, progress.best_epoch = val.accuracy, epoch
-                progress.epoch = epoch
-                checkpoint = Checkpoint(
-                    **saved,
-                    model=model.state_dict(),
-                    optimizer=optimizer.state_dict(),
-                    scheduler=scheduler.state_dict(),
-                    rng=torch.get_rng_state(),
-                    cuda_rng=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                    epoch=epoch,
-                    val_accuracy=val.accuracy,
-                    best_val_accuracy=progress.best_val_accuracy,
-                    best_epoch=progress.best_epoch,
-                    history=list(progress.history),
-                )
-                if best:
-                    checkpoint.save(run_dir / CHECKPOINTS / "best.pt")
-                checkpoint.save(run_dir / CHECKPOINTS / "last.pt")
+                _log_epoch(epoch, run.epochs, result, val)
+                best = progress.reached(epoch, val.accuracy)  # chosen on val, never test
+                saved.at_epoch(model, optimizer, scheduler, progress, val).save_in(run_dir, best)
                 ended = EpochEnd(epoch, model, data, progress.history)
                 reasons = [reason for hook in active if (reason := hook.epoch_end(ended))]
                 if reasons:
@@ -265,38 +185,127 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, hooks: Sequence[RunHook] 
                     log.info("stopped after epoch %d: %s", epoch, progress.pruned)
                     break
                 stop.check()
-
-            if progress.diverged:
-                summary.end("diverged", progress.diverged)
+            if progress.diverged or progress.pruned:  # metrics and checkpoints stay; no test
+                summary.end(Status.DIVERGED if progress.diverged else Status.PRUNED,
+                            progress.diverged or progress.pruned)  # fmt: skip
                 return summary
-            if progress.pruned:  # its metrics and checkpoints stay; the test split is not used
-                summary.end("pruned", progress.pruned)
-                return summary
-
             test = evaluate(model, data.test_x, data.test_y, run.eval_batch_size, run.amp, run.tta)
             lr = optimizer.param_groups[0]["lr"]
             record({"epoch": run.epochs, "split": "test", **test.row(), "lr": lr})
         finally:  # however the epochs ended (an interrupt too), the summary says how far
             _record_progress(summary, progress)
             metrics.close()
-        summary.test_loss, summary.test_accuracy = test.loss, test.accuracy
-        summary.eval_seconds = round(progress.eval_seconds, 3)
-        log.info(
-            "test loss %.4f acc %.2f%% (best val %.2f%% at epoch %d); %.1f s training",
-            test.loss,
-            100 * test.accuracy,
-            100 * (progress.best_val_accuracy or 0),
-            progress.best_epoch or 0,
-            progress.train_seconds,
-        )
+        _record_test(summary, progress, test)
         if run.figures:
             from sweeplab.figures import draw_run_figures  # matplotlib: only when drawing
 
             drawing = time.perf_counter()
             draw_run_figures(run_dir, data, test.predictions)
             summary.figures_seconds = round(time.perf_counter() - drawing, 3)
-        summary.end("completed")
+        summary.end(Status.COMPLETED)
     return summary
+
+
+def _start_time() -> float:
+    """When this job started: the process's start for its first job (start-up counts from the
+    command when it can), else now."""
+    global _jobs_started
+    entered = time.perf_counter()
+    since_start = seconds_since_process_start() if _jobs_started == 0 else None
+    _jobs_started += 1
+    return entered - (since_start or 0.0)
+
+
+def _load_data(run: RunConfig, device: torch.device) -> Splits:
+    """The run's splits on its device, timed; a batch larger than the training split stops."""
+    loading = time.perf_counter()
+    data = load_splits(run.dataset, run.input_size, run.resize).to(device)
+    data.load_seconds = time.perf_counter() - loading
+    if run.batch_size > len(data.train_y):
+        raise SweeplabError(
+            f"invalid config: batch_size={run.batch_size}: the training split has only "
+            f"{len(data.train_y)} images, so every epoch would be one step; use a smaller "
+            "batch_size (or a larger dataset.subset)"
+        )
+    return data
+
+
+def _record_row(metrics: MetricsWriter, progress: Progress, row: dict[str, Any]) -> None:
+    """One metrics.csv row: on disk at once, and in the history the checkpoints keep."""
+    metrics.write(row)
+    progress.history.append(row)
+
+
+def _note_compile(progress: Progress, result: EpochResult, compiled: bool) -> None:
+    if compiled and progress.compile_seconds is None:
+        progress.compile_seconds = result.first_batch_seconds
+        log.info("compile=true: the first batch took %.1f s", result.first_batch_seconds)
+
+
+def _log_epoch(epoch: int, epochs: int, result: EpochResult, val: EvalResult) -> None:
+    log.info(
+        "epoch %d/%d: train loss %.4f acc %.2f%% | val loss %.4f acc %.2f%% | %.1f s, %s img/s",
+        epoch, epochs, result.loss, 100 * result.accuracy, val.loss, 100 * val.accuracy,
+        result.seconds, f"{result.images_per_second:,.0f}",
+    )  # fmt: skip
+
+
+def _record_setup(summary: Summary, model: nn.Module, data: Splits, device: torch.device) -> None:
+    """The model and data the run trains on, in its summary and in one log line."""
+    summary.params = count_parameters(model)
+    summary.device, summary.torch_version = str(device), torch.__version__
+    summary.train_size, summary.val_size = len(data.train_y), len(data.val_y)
+    summary.test_size, summary.data_source = len(data.test_y), data.source
+    summary.data_seconds = round(data.load_seconds, 3)
+    log.info(
+        "%s (%s parameters) on %s, %d train / %d val / %d test images (%.2f s), %s, "
+        "%d torch thread(s)",
+        summary.model_label(), f"{summary.params:,}", summary.dataset, summary.train_size,
+        summary.val_size, summary.test_size, data.load_seconds, device, torch.get_num_threads(),
+    )  # fmt: skip
+
+
+def _record_test(summary: Summary, progress: Progress, test: EvalResult) -> None:
+    summary.test_loss, summary.test_accuracy = test.loss, test.accuracy
+    summary.eval_seconds = round(progress.eval_seconds, 3)
+    log.info(
+        "test loss %.4f acc %.2f%% (best val %.2f%% at epoch %d); %.1f s training",
+        test.loss, 100 * test.accuracy, 100 * (progress.best_val_accuracy or 0),
+        progress.best_epoch or 0, progress.train_seconds,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CheckpointContext:
+    """What every checkpoint of a run holds besides its training state."""
+
+    run: RunConfig
+    config_hash: str | None
+    data: Splits
+    made_by: MadeBy
+
+    def at_epoch(
+        self, model: nn.Module, optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler, progress: Progress, val: EvalResult,
+    ) -> Checkpoint:  # fmt: skip
+        """The checkpoint after `progress.epoch`: enough to continue exactly from there."""
+        return Checkpoint(
+            config=as_container(self.run),
+            config_hash=self.config_hash,
+            normalization={"mean": self.data.mean, "std": self.data.std},
+            classes=list(self.data.classes),
+            made_by=list(self.made_by),
+            model=model.state_dict(),
+            optimizer=optimizer.state_dict(),
+            scheduler=scheduler.state_dict(),
+            rng=torch.get_rng_state(),
+            cuda_rng=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            epoch=progress.epoch,
+            val_accuracy=val.accuracy,
+            best_val_accuracy=progress.best_val_accuracy,
+            best_epoch=progress.best_epoch,
+            history=list(progress.history),
+        )
 
 
 @contextmanager
@@ -306,13 +315,13 @@ def _summary_written(summary: Summary, run_dir: Path, hooks: list[RunHook]) -> I
     try:
         yield
     except Interrupted as stop:
-        summary.end("interrupted", f"{stop.name}: stopped between two batches; {RESUME}")
+        summary.end(Status.INTERRUPTED, f"{stop.name}: stopped between two batches; {RESUME}")
         raise
     except KeyboardInterrupt:
-        summary.end("interrupted", f"KeyboardInterrupt; {RESUME}")
+        summary.end(Status.INTERRUPTED, f"KeyboardInterrupt; {RESUME}")
         raise
     except Exception as err:
-        summary.end("failed", err)
+        summary.end(Status.FAILED, err)
         raise
     finally:
         summary.write(run_dir)
@@ -339,24 +348,23 @@ def _note_signal(summary: Summary, run_dir: Path, signum: int) -> None:
     """Under submitit: say in the folder that the cluster signalled the job (it goes on).
     The first signal is the news (SIGUSR2: preempted); the SIGTERM with which SLURM then ends
     the requeued job says nothing new, so it does not overwrite that note."""
-    if summary.status == "interrupted" and summary.error and "from the cluster" in summary.error:
+    noted = summary.error and "from the cluster" in summary.error
+    if summary.status == Status.INTERRUPTED and noted:
         return
     name = signal.Signals(signum).name
-    summary.end("interrupted", f"{name} from the cluster; submitit requeues a preempted job")
+    summary.end(Status.INTERRUPTED, f"{name} from the cluster; submitit requeues a preempted job")
     summary.write(run_dir)
 
 
-def _provenance(
-    run_dir: Path, start: Start, made_by: list[str | None], device: str
-) -> dict[str, Any]:
+def _provenance(run_dir: Path, start: Start, made_by: MadeBy, device: str) -> dict[str, Any]:
     """What made the run: kept from its first attempt when it resumes, else recorded now (with
     the uncommitted diff saved beside the summary when the tree is dirty)."""
     if start.action == "resume":
         earlier = Summary.load(run_dir)
         made = earlier.provenance if earlier else None
-        if made and [made.get("code_version"), made.get("data_fingerprint")] == made_by:
+        if made and MadeBy.of(made) == made_by:
             return made
-    made = record(torch.get_num_threads(), device, made_by[1])
+    made = record(torch.get_num_threads(), device, made_by.data_fingerprint)
     if made["dirty"]:
         save_diff(run_dir)
     return made

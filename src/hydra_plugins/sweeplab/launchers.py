@@ -21,7 +21,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import yaml
 from hydra.core.utils import JobReturn, JobStatus
 from hydra_plugins.hydra_submitit_launcher import submitit_launcher
 
@@ -30,15 +29,18 @@ log = logging.getLogger(__name__)
 
 def _run_folder(sweep_dir: Path, overrides: list[str]) -> Path | None:
     """The job folder whose .hydra/overrides.yaml holds exactly these overrides."""
-    for path in sweep_dir.glob("*/.hydra/overrides.yaml"):
-        if yaml.safe_load(path.read_text()) == overrides:
+    from sweeplab.run_format import OVERRIDES, read_overrides
+
+    for path in sweep_dir.glob(f"*/{OVERRIDES}"):
+        if read_overrides(path.parents[1]) == [str(o) for o in overrides]:
             return path.parents[1]
     return None
 
 
 def record_uncompleted(sweep_dir: Path, overrides: list[str], error: Exception) -> None:
     """Note a job that produced no result as failed, in the sweep and in its run folder."""
-    from sweeplab.run_folder import SUMMARY, Summary, note_failed_job
+    from sweeplab.run_folder import note_failed_job
+    from sweeplab.run_format import SUMMARY, Status, Summary
 
     reason = str(error).splitlines()[0]
     state = next((line for line in str(error).splitlines() if "state:" in line), reason)
@@ -49,8 +51,8 @@ def record_uncompleted(sweep_dir: Path, overrides: list[str], error: Exception) 
     if folder is not None:
         summary = Summary.load(folder) if (folder / SUMMARY).exists() else None
         summary = summary or Summary()
-        if summary.status != "completed":
-            summary.end("failed", message)
+        if summary.status != Status.COMPLETED:
+            summary.end(Status.FAILED, message)
             summary.write(folder)
     log.error("job %s: %s", job, message)
 

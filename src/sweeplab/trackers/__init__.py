@@ -12,12 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from sweeplab.config import LoggerConfig
 from sweeplab.errors import SweeplabError
 from sweeplab.hooks import RunHook
+from sweeplab.run_format import flatten, read_multirun, read_overrides
 from sweeplab.tracker_links import MLFLOW_SWEEP_STATE
 
 INSTALL = 'pip install -e ".[trackers]"'  # TensorBoard and MLflow, as the README says
@@ -42,17 +44,9 @@ def tracker_hooks(logger: LoggerConfig) -> list[RunHook]:
     return hooks
 
 
-def flatten(node: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"a": {"b": 1}} -> {"a.b": 1}: a config as trackers show it (without `logger`)."""
-    flat: dict[str, Any] = {}
-    for key, value in node.items():
-        if not prefix and key == "logger":
-            continue
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
+def tracked_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A config as trackers show it: flattened (`a.b`), without the `logger` settings."""
+    return {k: v for k, v in flatten(config).items() if k.split(".")[0] != "logger"}
 
 
 def display_name(folder: Path) -> str:
@@ -73,19 +67,19 @@ def swept_name(run_dir: Path) -> str:
     seed=1`, each key by its last part), since the keys every job shares make all names look
     alike; a search's trial by its folder (`trial-003`); the folder's name when the sweep's
     record is missing."""
-    import yaml
-
     name = run_dir.name
     if name.startswith(("trial-", "confirm-")):
         return name
-    try:
-        multirun = yaml.safe_load((run_dir.parent / "multirun.yaml").read_text()) or {}
-        mine = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) or []
-    except (OSError, yaml.YAMLError):
+    multirun, mine = read_multirun(run_dir.parent), read_overrides(run_dir)
+    if multirun is None or mine is None:
         return name
     task = ((multirun.get("hydra") or {}).get("overrides") or {}).get("task") or []
-    swept = {str(o).split("=", 1)[0] for o in task if _is_sweep(str(o).split("=", 1)[-1])}
-    shown = [str(o).split("=", 1) for o in mine if str(o).split("=", 1)[0] in swept]
+    try:  # Hydra's own grammar says which overrides sweep (a,b; range(); choice(); ...)
+        parsed = OverridesParser.create().parse_overrides([str(o) for o in task])
+    except Exception:
+        return name
+    swept = {o.key_or_group for o in parsed if o.is_sweep_override()}
+    shown = [o.split("=", 1) for o in mine if o.split("=", 1)[0].lstrip("+~") in swept]
     # the last part of each key (`weight_decay`, not `regularization.weight_decay`), so that
     # what differs shows in a tracker's narrow name column; in full where two would read alike
     last = [key.lstrip("+~").split(".")[-1] for key, _ in shown]
@@ -94,17 +88,6 @@ def swept_name(run_dir: Path) -> str:
         ",".join(f"{end if last.count(end) == 1 else key}={value}" for (key, value), end in pairs)
         or name
     )
-
-
-def _is_sweep(value: str) -> bool:
-    """Whether an override's value sweeps (a,b or range(...), choice(...), interval(...))."""
-    depth = 0
-    for char in value:
-        depth += char in "([{"
-        depth -= char in ")]}"
-        if char == "," and depth == 0:
-            return True
-    return value.startswith(("range(", "choice(", "interval(", "tag(", "glob(", "shuffle("))
 
 
 def epoch_metrics(row: dict[str, Any]) -> dict[str, float]:
@@ -131,7 +114,7 @@ class SweepTrackersEnd(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep = Path(config.hydra.sweep.dir)
-        from sweeplab.run_folder import FAILED_NOTES
+        from sweeplab.run_format import FAILED_NOTES
 
         if (sweep / MLFLOW_SWEEP_STATE).is_file():
             from sweeplab.trackers.mlflow import close_parent

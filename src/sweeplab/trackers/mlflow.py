@@ -28,7 +28,7 @@ from mlflow.entities import Metric, Param, RunTag
 
 from sweeplab.config import MLflowConfig, RunConfig, as_container
 from sweeplab.hooks import EpochEnd, RunHook
-from sweeplab.run_folder import (
+from sweeplab.run_format import (
     CHECKPOINTS,
     CONFUSION_MATRIX,
     LEARNING_CURVES,
@@ -37,10 +37,12 @@ from sweeplab.run_folder import (
     TEST_SAMPLES,
     TRACKERS,
     Summary,
+    read_overrides,
+    sweep_folder,
     write_json,
 )
-from sweeplab.tracker_links import MLFLOW_SWEEP_STATE, mlflow_url, sweep_folder
-from sweeplab.trackers import display_name, epoch_metrics, flatten, swept_name
+from sweeplab.tracker_links import MLFLOW_SWEEP_STATE, mlflow_url
+from sweeplab.trackers import display_name, epoch_metrics, swept_name, tracked_config
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +194,7 @@ class MirroredRun:
 
     def _create(self) -> str:
         tags = {FOLDER_TAG: str(self.run_dir.resolve())}
-        overrides = _overrides(self.run_dir)
+        overrides = read_overrides(self.run_dir) or []
         if overrides:  # the job's own command line, as Hydra recorded it
             tags["sweeplab.overrides"] = " ".join(overrides)
         if self.parent:
@@ -276,15 +278,6 @@ def _read_json(path: Path) -> dict[str, Any]:
     return found if isinstance(found, dict) else {}
 
 
-def _overrides(run_dir: Path) -> list[str]:
-    import yaml
-
-    try:
-        return [str(o) for o in yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text())]
-    except (OSError, TypeError, yaml.YAMLError):
-        return []
-
-
 def _epoch_ms(stamp: str | None) -> int | None:
     """summary.json's ISO time as MLflow's milliseconds since the epoch (None: unknown)."""
     from datetime import datetime
@@ -355,7 +348,7 @@ class MLflowTracker(RunHook):
             )
 
     def start(self, run: RunConfig, run_dir: Path, history: list[dict[str, Any]]) -> None:
-        config, rows = flatten(as_container(run)), list(history)
+        config, rows = tracked_config(as_container(run)), list(history)
 
         def begin() -> None:
             client = client_for(self.uri)

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
 from tensorboard.compat.proto.summary_pb2 import Summary as SummaryProto
 from tensorboard.compat.proto.summary_pb2 import SummaryMetadata
 from tensorboard.plugins.hparams import api_pb2, metadata, summary_v2
@@ -25,8 +24,8 @@ from torch.utils.tensorboard import SummaryWriter
 from sweeplab.config import STUDY_GROUPS, RunConfig, as_container, runtime_keys
 from sweeplab.hooks import EpochEnd, RunHook
 from sweeplab.provenance import provenance_markdown
-from sweeplab.run_folder import TENSORBOARD_EVENTS, Summary
-from sweeplab.trackers import epoch_metrics, flatten
+from sweeplab.run_format import TENSORBOARD_EVENTS, Summary, read_overrides
+from sweeplab.trackers import epoch_metrics, tracked_config
 
 CORE_KEYS = ("variant", "model.name", "dataset.name", "input_size", "optimizer.name",
              "optimizer.lr", "scheduler.name", "regularization.weight_decay",
@@ -53,21 +52,12 @@ def hparams(config: dict[str, Any], run_dir: Path) -> dict[str, bool | int | flo
     e.g. `model=custom_mlp_1`, by the option's name), as TensorBoard's types."""
     values: dict[str, Any] = {key: config.get(key) for key in CORE_KEYS}
     skipped = {*STUDY_GROUPS, *runtime_keys()}
-    for override in _overrides(run_dir):
+    for override in read_overrides(run_dir) or []:
         key, _, value = override.lstrip("+~").partition("=")
         if key not in skipped and not key.startswith("hydra."):
             values[key] = config.get(key, value)
     # A key without a value (null) is left out: TensorBoard shows it blank, not as "null".
     return {key: _tensorboard_value(v) for key, v in values.items() if v is not None}
-
-
-def _overrides(run_dir: Path) -> list[str]:
-    path = run_dir / ".hydra" / "overrides.yaml"
-    try:
-        overrides = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
-        return []
-    return [str(item) for item in overrides or []]
 
 
 def _tensorboard_value(value: Any) -> bool | int | float | str:
@@ -149,7 +139,7 @@ class TensorBoardTracker(RunHook):
     log: EventLog | None = None
 
     def start(self, run: RunConfig, run_dir: Path, history: list[dict[str, Any]]) -> None:
-        self.log = EventLog(run_dir, flatten(as_container(run)))
+        self.log = EventLog(run_dir, tracked_config(as_container(run)))
         self.log.rows(history)  # a resumed run's epochs, once each
 
     def epoch_end(self, end: EpochEnd) -> str | None:
