@@ -4,88 +4,97 @@ tables and the heatmap, and the best configuration (chosen on validation)."""
 
 from __future__ import annotations
 
+import math
 from itertools import product
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from analysis import plots, provenance_report
+from analysis import plots
 from analysis.comparisons import (
     ALPHA,
     CERTAIN_TESTS,
     POWER,
-    RAW_COLUMNS,
     REPLICATE,
-    compare_levels,
     levels,
     power_table,
-    unpaired_allowed,
 )
 from analysis.page import (
     Difference,
     Estimate,
     Link,
+    Page,
     cell_text,
     folder_link,
     is_fraction,
     number,
 )
-from analysis.stats import cell_table, metric_label, metric_values, summarise
+from analysis.stats import describe, metric_label, metric_values, summarise
+from analysis.sweeps import CONFIGURATION, Sweeps, configuration_names
 from sweeplab.tracker_links import mlflow_run_urls
 
-CONFIGURATION = "configuration"  # the `factor` of a whole configuration's comparison
 MAX_LINKED_RUNS = 12  # a configuration with more runs links none of them from its row
 
 
-def configuration_names(runs: pd.DataFrame, factors: list[str]) -> pd.Series:
-    """Each run's configuration as its swept keys' values, in factor order: `0.01, 0.1`."""
-    return runs[factors].astype(str).agg(", ".join, axis=1)
+def cell_table(
+    summary: pd.DataFrame, rows: str, cols: str | None, percent: bool = False
+) -> pd.DataFrame:
+    """rows x cols table of `mean ± std (n)` cells (one column when `cols` is None)."""
+    cells = summary.assign(
+        cell=[
+            Estimate(m, s, int(n), percent)
+            for m, s, n in zip(summary["mean"], summary["std"], summary["n"], strict=True)
+        ]
+    )
+    if cols is None:
+        return cells.groupby(rows, dropna=False)["cell"].first().to_frame("mean ± std (n)")
+    return cells.pivot_table(index=rows, columns=cols, values="cell", aggfunc="first", dropna=False)
 
 
-def configuration_comparisons(done, factors, label, baselines, strata, detect) -> pd.DataFrame:
-    """Each configuration (a value of every swept key) against the baseline configuration
-    (every key at its baseline), paired on the seed. Unlike the per-key comparisons, which
-    pool over the other keys, these stay right when keys interact (a switch that helps only
-    together with another); the heatmap marks the ones in its slice."""
-    configs = done.assign(_configuration=configuration_names(done, factors))
-    base = ", ".join(str(baselines[key]) for key in factors)
-    welch = unpaired_allowed(strata)
-    rows = [
-        compare_levels(configs, "_configuration", name, base, strata, label, welch, detect)
-        for name in configs["_configuration"].unique()
-        if name != base
-    ]
-    table = pd.DataFrame(rows, columns=RAW_COLUMNS).assign(metric=label)
-    return table.assign(factor=CONFIGURATION)
+def _single(values: pd.Series) -> object:
+    """The one value of a column within a group, or 'a-b' when runs disagree."""
+    values = values.dropna()
+    if values.empty:
+        return "-"
+    low, high = values.min(), values.max()
+    if low == high:
+        return int(low) if pd.api.types.is_numeric_dtype(values) else low
+    as_text = (lambda v: f"{v:,.0f}") if pd.api.types.is_numeric_dtype(values) else str
+    return f"{as_text(low)}-{as_text(high)}"
 
 
-def mark_mixed(compared: pd.DataFrame, done: pd.DataFrame, factors: list[str]) -> pd.DataFrame:
-    """`mixed`: what the runs of each comparison mix (code versions, data fingerprints), and
-    such a comparison's verdict says it is not clean."""
-    configs = configuration_names(done, factors) if factors else None
-    marks = []
-    for factor, level, base in zip(
-        compared["factor"], compared["level"], compared["baseline"], strict=True
-    ):
-        column = configs if factor == CONFIGURATION else done[factor].astype(str)
-        marks.append(provenance_report.mixed(done[column.isin([str(level), str(base)])]))
-    compared = compared.assign(mixed=marks)
-    not_clean = compared["mixed"] != ""
-    compared.loc[not_clean, "verdict"] = [
-        f"{verdict} (not clean: mixed {what})"
-        for verdict, what in zip(
-            compared.loc[not_clean, "verdict"], compared.loc[not_clean, "mixed"], strict=True
+def configuration_table(runs: pd.DataFrame, factors: list[str], value: str) -> pd.DataFrame:
+    """One row per configuration: its factors, params, epochs, `value` and training seconds."""
+    groups = runs.groupby(factors, dropna=False, sort=True) if factors else [((), runs)]
+    rows = []
+    for key, group in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        summary = describe(group[value])
+        seconds = group["train_seconds"] if "train_seconds" in group else pd.Series(dtype=float)
+        rows.append(
+            {
+                **dict(zip(factors, key, strict=True)),
+                "params": _single(group["params"]) if "params" in group else "-",
+                "epochs": _single(group["epochs_completed"])
+                if "epochs_completed" in group
+                else "-",
+                f"{value} mean ± std (n)": Estimate(
+                    summary["mean"], summary["std"], summary["n"], is_fraction(value)
+                ),
+                "train s (mean)": seconds.mean() if seconds.notna().any() else math.nan,
+            }
         )
-    ]
-    return compared
+    return pd.DataFrame(rows)
 
 
-def answer(page, compared: pd.DataFrame, label: str) -> None:
+def add_answer_section(page: Page, ctx: Sweeps) -> None:
     """The report's answer in a few lines, before the tables that back it: per level of each
     swept key, the verdict, interval and n of its row in the comparisons table."""
-    rows = compared[compared["factor"] != CONFIGURATION]
-    lines = [answer_line(row, label) for row in rows.itertuples()]
+    if not ctx.factors or ctx.done.empty or ctx.searched:
+        return
+    rows = ctx.comparisons[ctx.comparisons["factor"] != CONFIGURATION]
+    lines = [answer_line(row, ctx.label) for row in rows.itertuples()]
     if lines:
         page.heading("In short")
         page.text(*lines)
@@ -152,8 +161,12 @@ def _shown_power(power: pd.DataFrame, label: str) -> pd.DataFrame:
     )
 
 
-def comparisons(page, done, factors, label, baselines, compared, detect, strata) -> None:
+def add_comparisons_section(page: Page, ctx: Sweeps) -> None:
     """The per-key comparisons, what the seeds can detect, and the configurations."""
+    if not ctx.factors or ctx.done.empty or ctx.searched:
+        return
+    done, factors, label, baselines = ctx.done, ctx.factors, ctx.label, ctx.baselines
+    compared, detect, strata = ctx.comparisons, ctx.request.detect, ctx.strata
     page.heading(f"Comparisons: {label} against a baseline")
     base = ", ".join(f"{k}={v}" for k, v in baselines.items())
     points = " (in percentage points)" if is_fraction(label) else ""
@@ -244,9 +257,24 @@ def _by_configuration(done, factors, configurations) -> pd.DataFrame:
     return table[[*factors, *columns]]
 
 
-def grids(page, done, factors, rows_key, cols_key, label, baselines, compared, out) -> None:
+def add_grids_section(page: Page, ctx: Sweeps) -> None:
     """rows x cols tables whose cells hold runs that differ only in seed: one per value of
-    any other swept key; the heatmap for the baseline slice; marginal tables, pooled."""
+    any other swept key; the heatmap for the baseline slice; marginal tables, pooled. Without
+    a swept key: the metric over all runs."""
+    done, factors, label, out = ctx.done, ctx.factors, ctx.label, ctx.out
+    if done.empty:
+        return
+    if not factors:
+        summary = summarise(done, [], label).iloc[0]
+        page.heading(label)
+        mean, std, n = summary["mean"], summary["std"], int(summary["n"])
+        page.text(str(Estimate(mean, std, n, is_fraction(label))))
+        return
+    if not ctx.gridded:
+        return
+    rows_key, cols_key, baselines = ctx.rows_key, ctx.cols_key, ctx.baselines
+    compared = ctx.comparisons
+    assert rows_key is not None
     others = [f for f in factors if f not in (rows_key, cols_key)]
     percent = is_fraction(label)
     page.heading(f"{label}: {rows_key} x {cols_key or '-'}")
@@ -322,8 +350,11 @@ def runs_column(done: pd.DataFrame, factors: list[str], out: Path) -> list[Any]:
     ]
 
 
-def best(page, done, epochs, factors, label, window, out) -> None:
+def add_best_section(page: Page, ctx: Sweeps) -> None:
     """The configuration with the best mean val accuracy, its test numbers and its runs."""
+    done, epochs, factors, label, window, out = (
+        ctx.done, ctx.epochs, ctx.factors, ctx.label, ctx.request.window, ctx.out
+    )  # fmt: skip
     if done.empty:
         return
     select = "val_accuracy" if window else "best_val_accuracy"

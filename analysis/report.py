@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -24,148 +23,21 @@ import pandas as pd
 if __package__ in (None, ""):  # run as a script: make `analysis` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis import grid_report, plots, provenance_report
-from analysis.collect import (
-    CollectError,
-    config_columns,
-    load_epochs,
-    load_runs,
-    sweep_progress,
+from analysis import grid_report, plots, provenance_report, search_report
+from analysis.collect import CollectError, sweep_progress
+from analysis.comparisons import REPLICATE, natural_order
+from analysis.factors import describe_changes
+from analysis.page import Page, cell_text
+from analysis.search_report import CONFIRMS, TRIAL
+from analysis.stats import ReportError, summarise
+from analysis.sweeps import (  # noqa: F401  (parse_baselines etc.: the command line's, and tests')
+    Request,
+    Sweeps,
+    build,
+    choose_baselines,
+    parse_baselines,
+    parse_window,
 )
-from analysis.comparisons import REPLICATE, compare_factors, finish, levels, natural_order
-from analysis.factors import Factors, describe_changes, level_changes, swept_factors
-from analysis.page import Estimate, Page, cell_text, is_fraction
-from analysis.search_report import CONFIRMS, TRIAL, add_search_sections, search_settings
-from analysis.stats import (
-    ReportError,
-    configuration_table,
-    metric_label,
-    metric_values,
-    summarise,
-)
-from sweeplab.errors import closest_key  # the same suggestion as run.py's
-from sweeplab.run_format import read_multirun, sweeper_of
-
-MAX_GRID_LEVELS = 12  # a key with more values (an Optuna search) gets no rows x cols table
-
-
-@dataclass
-class Request:
-    sweeps: list[Path]
-    metric: str = "test_accuracy"
-    window: tuple[int, int] | None = None
-    rows: str | None = None
-    cols: str | None = None
-    out: Path | None = None
-    baselines: dict[str, str] = field(default_factory=dict)  # key -> value (--baseline)
-    detect: float | None = None  # a difference to plan seeds for (--detect)
-    code_version: str | None = None  # only the runs of this code version (--code-version)
-
-
-def parse_window(text: str | None) -> tuple[int, int] | None:
-    """'20:50' -> (20, 50), inclusive."""
-    if text is None:
-        return None
-    try:
-        first, last = (int(part) for part in text.split(":"))
-    except ValueError:
-        raise ReportError(f"--epochs {text!r}: use FIRST:LAST, e.g. --epochs 20:50") from None
-    if not 1 <= first <= last:
-        raise ReportError(f"--epochs {text!r}: need 1 <= FIRST <= LAST")
-    return first, last
-
-
-def parse_baselines(texts: list[str]) -> dict[str, str]:
-    """['key=value', ...] -> {key: value}."""
-    pairs = {}
-    for text in texts:
-        key, sep, value = text.partition("=")
-        if not sep or not key or not value:
-            raise ReportError(f"--baseline {text!r}: use KEY=VALUE, e.g. --baseline seed=0")
-        pairs[key] = value
-    return pairs
-
-
-def resolve_key(runs: pd.DataFrame, key: str | None) -> str | None:
-    """A config key, or a group name (`model`: the option chosen; `model.name` in folders
-    without Hydra's record of the choices)."""
-    if key is None or key in runs.columns:
-        return key
-    if f"{key}.name" in runs.columns:
-        return f"{key}.name"
-    meant = closest_key(key, config_columns(runs))
-    if meant is not None:
-        raise ReportError(f"unknown key {key!r}: did you mean {meant}?")
-    keys = ", ".join(config_columns(runs))
-    raise ReportError(f"unknown key {key!r}; config keys are: {keys}")
-
-
-def _sweep_orders(runs: pd.DataFrame, sweeps: list[Path]) -> dict[str, list[str]]:
-    """Each swept override's values in the order the sweep gave them (its first is the
-    default baseline), from the sweeps' multirun.yaml."""
-    orders: dict[str, list[str]] = {}
-    for sweep in sweeps:
-        multirun = read_multirun(sweep)
-        if multirun is None:
-            continue
-        hydra = multirun.get("hydra") or {}
-        texts = [f"{k}={v}" for k, v in (sweeper_of(multirun).get("params") or {}).items()]
-        for text in [*texts, *((hydra.get("overrides") or {}).get("task") or [])]:
-            key, _, values = str(text).partition("=")
-            if "," in values:
-                orders.setdefault(key.lstrip("+~"), [v.strip() for v in values.split(",")])
-    return orders
-
-
-def choose_baselines(runs: pd.DataFrame, factors: list[str], request: Request) -> dict[str, object]:
-    """Per factor: --baseline's value, else the first value the sweep gave, else the lowest."""
-    orders = _sweep_orders(runs, request.sweeps)
-    wanted = {resolve_key(runs, key): value for key, value in request.baselines.items()}
-    chosen: dict[str, object] = {}
-    for factor in factors:
-        present = levels(runs, factor)
-        if not present:
-            continue
-        if factor in wanted:
-            match = [v for v in present if _equal(v, wanted[factor])]
-            if not match:
-                raise ReportError(
-                    f"--baseline {factor}={wanted[factor]}: no completed run has that value; "
-                    f"they have {', '.join(str(v) for v in present)}"
-                )
-            chosen[factor] = match[0]
-            continue
-        order = orders.get(factor) or orders.get(factor.removesuffix(".name"))
-        if order is None:  # a group whose options are the factor's values (lenet_variant)
-            names = {str(v) for v in present}
-            order = next((o for o in orders.values() if names <= set(o)), None)
-        first = [v for text in order or [] for v in present if _equal(v, text)]
-        chosen[factor] = (first or present)[0]
-    unknown = set(wanted) - set(factors)
-    if unknown:
-        raise ReportError(
-            f"--baseline {sorted(unknown)[0]}: not a swept key ({', '.join(factors)})"
-        )
-    return chosen
-
-
-def _equal(value: object, text: object) -> bool:
-    try:
-        return math.isclose(float(value), float(text))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        if str(value) in ("True", "False"):  # a boolean key, written `true` on the command line
-            return str(value).lower() == str(text).lower()
-        return str(value) == str(text)
-
-
-def is_grid(runs: pd.DataFrame, factors: list[str]) -> bool:
-    """Whether the configurations fill (most of) a grid of the factors' values, as a sweep over
-    lists does and a search (Optuna) does not: only a grid gets rows x cols tables."""
-    if not factors or any(runs[f].nunique() > MAX_GRID_LEVELS for f in factors):
-        return False
-    cells = math.prod(runs[f].nunique() for f in factors)
-    return len(runs.drop_duplicates(factors)) * 2 >= cells
-
 
 OPTIONS = "options.yaml"  # in the report folder: the options it was written with
 KEPT = ("metric", "window", "rows", "cols", "baselines", "detect")  # what a rerun reuses
@@ -197,113 +69,73 @@ def saved_request(sweep: Path) -> Request:
 
 def write_report(request: Request) -> Path:
     """Collect, check, compare, tabulate and plot; return the folder written."""
-    runs = provenance_report.restrict(load_runs(request.sweeps), request.code_version)
-    epochs = load_epochs(runs)
-    label = metric_label(request.metric, request.window)
-    per_epoch = request.window is not None or request.metric not in runs.columns
-    values = metric_values(runs, epochs, request.metric, request.window)
-    runs[label] = values.where(runs["metrics_ok" if per_epoch else "summary_ok"])
-    rows_key, cols_key = resolve_key(runs, request.rows), resolve_key(runs, request.cols)
-    required = [key for key in (rows_key, cols_key) if key]
-    swept = swept_factors(runs, required)
-    factors = swept.keys
-    rows_key, cols_key = (
-        swept.aliases.get(key, key) if key else key for key in (rows_key, cols_key)
-    )
-    # Runs are paired only with runs that agree on what no factor explains, and, when several
-    # sweeps are pooled, only within their own sweep.
-    strata = swept.unexplained + (["sweep"] if len(request.sweeps) > 1 else [])
-    rows_key = rows_key or (factors[0] if factors else None)
-    cols_key = cols_key or next((f for f in factors if f != rows_key), None)
-
-    out = request.out or request.sweeps[0] / "report"
+    ctx = build(request)
+    out = ctx.out
     out.mkdir(parents=True, exist_ok=True)
     save_options(request, out)
-    done = runs[(runs["status"] == "completed") & runs[label].notna()]
-    # A key can be swept yet have one value left among the usable runs: nothing to compare.
-    factors = [f for f in factors if f in required or done[f].astype(str).nunique() > 1]
-    rows_key = rows_key if rows_key in factors else (factors[0] if factors else None)
-    cols_key = (
-        cols_key if cols_key in factors else next((f for f in factors if f != rows_key), None)
-    )
-    baselines = choose_baselines(done, factors, request)
-    swept.keys, swept.changes = factors, level_changes(done, swept, baselines)
-    gridded = is_grid(done, factors)
-    detect = request.detect
-    raw = [compare_factors(done, factors, label, baselines, strata, detect)]
-    if gridded and len(factors) > 1:
-        raw.append(
-            grid_report.configuration_comparisons(done, factors, label, baselines, strata, detect)
-        )
-    compared = finish(pd.concat(raw, ignore_index=True), detect)  # one family for Holm
-    compared = grid_report.mark_mixed(compared, done, factors)
-    runs.drop(columns=["path"]).to_csv(out / "runs.csv", index=False)
-    summarise(done, factors, label).to_csv(out / "summary.csv", index=False)
-    compared.to_csv(out / "comparisons.csv", index=False)
-
+    ctx.runs.drop(columns=["path"]).to_csv(out / "runs.csv", index=False)
+    summarise(ctx.done, ctx.factors, ctx.label).to_csv(out / "summary.csv", index=False)
+    ctx.comparisons.to_csv(out / "comparisons.csv", index=False)
     page = Page(f"Report: {', '.join(str(s) for s in request.sweeps)}")
     page.header = provenance_report.header()
-    for line in provenance_report.warnings(runs):
+    for add_section in SECTIONS:
+        add_section(page, ctx)
+    (out / "report.md").write_text(page.markdown())
+    (out / "report.html").write_text(page.html())
+    return out
+
+
+def add_warnings_section(page: Page, ctx: Sweeps) -> None:
+    """At the top: runs of mixed code or data, and config differences no factor explains."""
+    for line in provenance_report.warnings(ctx.runs):
         page.text(line)
-    _warn_unexplained(page, swept)
-    _overview(page, runs, done, swept, label, request, baselines)
-    for sweep in request.sweeps:
-        _progress(page, sweep, runs)
-    # A search leads with the search (best trial, history, importances or Pareto front,
-    # confirmation); its trials are one seed each, so no comparison of levels stands.
-    searched = [sweep for sweep in request.sweeps if search_settings(sweep)]
-    for sweep in searched:
-        add_search_sections(page, sweep, runs, out, factors)
-    if factors and len(done) and not searched:
-        grid_report.answer(page, compared, label)
-        grid_report.comparisons(
-            page, done, factors, label, baselines, compared, request.detect, strata
+    if ctx.swept.unexplained:
+        page.text(
+            f"**Warning:** {', '.join(ctx.swept.unexplained)} differ between runs that no swept "
+            "key explains (folders pooled from different sweeps, or defaults changed between "
+            "them). No comparison credits them to a swept key: runs are paired only with runs "
+            "that agree on them, and groups that never agree are not compared."
         )
-    if gridded and len(done):
-        assert rows_key is not None
-        grid_report.grids(page, done, factors, rows_key, cols_key, label, baselines, compared, out)
-    elif len(done) and not factors:
-        summary = summarise(done, [], label).iloc[0]
-        page.heading(label)
-        mean, std, n = summary["mean"], summary["std"], int(summary["n"])
-        page.text(str(Estimate(mean, std, n, is_fraction(label))))
-    if len(done):
-        page.heading("Per configuration")
-        table = configuration_table(done, factors, label)
-        table["runs"] = grid_report.runs_column(done, factors, out)
-        if not gridded and factors:  # a search: best first
-            table = table.sort_values(f"{label} mean ± std (n)", ascending=False, key=_means)
-        caption = "n counts runs; a configuration's runs differ only in seed; each links its runs"
-        if provenance_report.several_cpus(done):
-            table["train s (mean)"] = math.nan
-            caption += "; training seconds are not averaged across CPUs (Provenance: per CPU)"
-        page.table(table, caption)
-    grid_report.best(page, done, epochs, factors, label, request.window, out)
-    _learning_curves(runs, epochs, factors, cols_key if gridded else None, bool(searched), out)
-    _inconsistent(page, runs, epochs, request)
-    _problems(page, runs)
-    _provenance(page, runs, done)
+
+
+def add_configurations_section(page: Page, ctx: Sweeps) -> None:
+    """One row per configuration, with links to its runs."""
+    done, factors, label = ctx.done, ctx.factors, ctx.label
+    if done.empty:
+        return
+    page.heading("Per configuration")
+    table = grid_report.configuration_table(done, factors, label)
+    table["runs"] = grid_report.runs_column(done, factors, ctx.out)
+    if not ctx.gridded and factors:  # a search: best first
+        table = table.sort_values(f"{label} mean ± std (n)", ascending=False, key=_means)
+    caption = "n counts runs; a configuration's runs differ only in seed; each links its runs"
+    if provenance_report.several_cpus(done):
+        table["train s (mean)"] = math.nan
+        caption += "; training seconds are not averaged across CPUs (Provenance: per CPU)"
+    page.table(table, caption)
+
+
+def add_figures_section(page: Page, ctx: Sweeps) -> None:
+    """The report's figures, each drawn by the section it belongs to."""
     figures = [
         ("heatmap", "heatmap.png"),
-        (f"{label} by each swept key", "metric_by_key.png"),
+        (f"{ctx.label} by each swept key", "metric_by_key.png"),
         ("val accuracy per epoch", "learning_curves.png"),
     ]
-    shown = [(title, out / name) for title, name in figures if (out / name).exists()]
+    shown = [(title, ctx.out / name) for title, name in figures if (ctx.out / name).exists()]
     if shown:
         page.heading("Figures")
         for title, path in shown:
             page.figure(path, title)
-    (out / "report.md").write_text(page.markdown())
-    (out / "report.html").write_text(page.html())
-    return out
 
 
 def _means(column: pd.Series) -> pd.Series:
     return column.map(lambda cell: cell.mean)
 
 
-def _provenance(page: Page, runs: pd.DataFrame, done: pd.DataFrame) -> None:
+def add_provenance_section(page: Page, ctx: Sweeps) -> None:
     """What made the runs, and their timings per CPU."""
+    runs, done = ctx.runs, ctx.done
     page.heading("Provenance: what made these runs")
     page.text(
         "From each run's summary.json (`unknown`: written before sweeplab recorded it). Runs of "
@@ -317,20 +149,10 @@ def _provenance(page: Page, runs: pd.DataFrame, done: pd.DataFrame) -> None:
         )
 
 
-def _warn_unexplained(page: Page, swept: Factors) -> None:
-    """At the top: config differences no factor explains, and what the report does of them."""
-    if not swept.unexplained:
-        return
-    page.text(
-        f"**Warning:** {', '.join(swept.unexplained)} differ between runs that no swept key "
-        "explains (folders pooled from different sweeps, or defaults changed between them). "
-        "No comparison credits them to a swept key: runs are paired only with runs that agree "
-        "on them, and groups that never agree are not compared."
-    )
-
-
-def _overview(page, runs, done, swept, label, request, baselines) -> None:
-    factors = swept.keys
+def add_overview_section(page: Page, ctx: Sweeps) -> None:
+    """The runs, the swept keys, the seeds and the metric, and what each level also changes."""
+    runs, done, swept, label, request = ctx.runs, ctx.done, ctx.swept, ctx.label, ctx.request
+    factors, baselines = swept.keys, ctx.baselines
     counts = runs["status"].value_counts().to_dict()
     seeds = sorted(done[REPLICATE].dropna().unique().tolist()) if REPLICATE in done else []
     window = (
@@ -354,8 +176,13 @@ def _overview(page, runs, done, swept, label, request, baselines) -> None:
         page.text(*changes)
 
 
+def add_progress_section(page: Page, ctx: Sweeps) -> None:
+    """Where each sweep stands, when it is not simply finished."""
+    for sweep in ctx.request.sweeps:
+        _progress(page, sweep, ctx.runs)
+
+
 def _progress(page: Page, sweep: Path, runs: pd.DataFrame) -> None:
-    """Where a sweep stands, when it is not simply finished."""
     progress = sweep_progress(sweep, runs)
     if progress is None:
         return
@@ -375,10 +202,12 @@ def _progress(page: Page, sweep: Path, runs: pd.DataFrame) -> None:
     page.text(*lines)
 
 
-def _learning_curves(runs, epochs, factors, panel_key, searched, out) -> None:
-    """Val accuracy per epoch: a grid of two or more keys as small multiples (a panel per
-    value of its column key); a search's trials ranked, the best in colour, the pruned ones
-    in grey with the rest."""
+def add_learning_curves(page: Page, ctx: Sweeps) -> None:
+    """Val accuracy per epoch (a figure, shown under Figures): a grid of two or more keys as
+    small multiples (a panel per value of its column key); a search's trials ranked, the best
+    in colour, the pruned ones in grey with the rest."""
+    runs, epochs, factors, out = ctx.runs, ctx.epochs, ctx.factors, ctx.out
+    panel_key, searched = ctx.cols_key if ctx.gridded else None, bool(ctx.searched)
     shown = runs[runs["status"].isin(["completed", "pruned"] if searched else ["completed"])]
     val = epochs[(epochs["split"] == "val") & epochs["path"].isin(shown["path"])]
     if val.empty:
@@ -412,7 +241,9 @@ def _learning_curves(runs, epochs, factors, panel_key, searched, out) -> None:
     )  # fmt: skip
 
 
-def _inconsistent(page: Page, runs: pd.DataFrame, epochs: pd.DataFrame, request) -> None:
+def add_inconsistent_section(page: Page, ctx: Sweeps) -> None:
+    """Runs whose files disagree, and runs an epoch window leaves out."""
+    runs, epochs, request = ctx.runs, ctx.epochs, ctx.request
     bad = runs[runs["problems"].astype(bool)]
     short = pd.DataFrame()
     if request.window:
@@ -433,13 +264,34 @@ def _inconsistent(page: Page, runs: pd.DataFrame, epochs: pd.DataFrame, request)
         )
 
 
-def _problems(page: Page, runs: pd.DataFrame) -> None:
+def add_problems_section(page: Page, ctx: Sweeps) -> None:
+    """Runs that did not complete, with their errors."""
+    runs = ctx.runs
     bad = runs[~runs["status"].isin(["completed", "pruned"])]  # pruned runs get their section
     if bad.empty:
         return
     page.heading("Runs not completed")
     errors = [str(e or "").splitlines()[-1] if str(e or "") else "" for e in bad["error"]]
     page.table(pd.DataFrame({"run": bad["run"], "status": bad["status"], "error": errors}))
+
+
+# The report, in the order it reads (each section adds nothing where it has nothing to say).
+SECTIONS = [
+    add_warnings_section,
+    add_overview_section,
+    add_progress_section,
+    search_report.add_search_section,  # a search leads with the search
+    grid_report.add_answer_section,
+    grid_report.add_comparisons_section,
+    grid_report.add_grids_section,
+    add_configurations_section,
+    grid_report.add_best_section,
+    add_learning_curves,
+    add_inconsistent_section,
+    add_problems_section,
+    add_provenance_section,
+    add_figures_section,
+]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import seaborn as sns
@@ -20,9 +20,12 @@ from matplotlib.figure import Figure
 
 from analysis.comparisons import REPLICATE, compare_levels, finish
 from analysis.grid_report import mlflow_links, shown_comparisons
-from analysis.page import Estimate, folder_link, number
+from analysis.page import Estimate, Page, folder_link, number
 from analysis.plots import percent_scale
 from sweeplab.run_format import is_search, read_multirun, sweeper_of
+
+if TYPE_CHECKING:
+    from analysis.sweeps import Sweeps
 
 # Columns collect.py reads from a job's environment (the sweeper's hydra.job.env_set): the
 # trial a run is, and the trial a confirmation run repeats.
@@ -159,11 +162,15 @@ def _optuna_figure(plot: Any, study: Any, out: Path, polish: Any = None) -> bool
     return True
 
 
-def add_search_sections(
-    page: Any, sweep: Path, runs: pd.DataFrame, out: Path, factors: list[str]
-) -> None:
-    """Append the search's sections to a report page (no-op for other sweeps); `factors` are
-    the searched keys, which name each confirmed configuration."""
+def add_search_section(page: Page, ctx: Sweeps) -> None:
+    """A search's sections, first in its report (nothing for other sweeps)."""
+    for sweep in ctx.searched:
+        _add_search(page, sweep, ctx.runs, ctx.out, ctx.factors)
+
+
+def _add_search(page: Page, sweep: Path, runs: pd.DataFrame, out: Path, factors: list[str]) -> None:
+    """The search's sections for one sweep; `factors` are the searched keys, which name each
+    confirmed configuration."""
     settings = search_settings(sweep)
     study = load_study(sweep, settings) if settings else None
     if study is None or not study.get_trials(deepcopy=False):

@@ -10,7 +10,6 @@ import pandas as pd
 from scipy import stats
 
 from analysis.comparisons import ALPHA, REPLICATE
-from analysis.page import Estimate, is_fraction
 
 SPLITS = ("train", "val", "test")
 
@@ -105,55 +104,4 @@ def summarise(runs: pd.DataFrame, factors: list[str], value: str) -> pd.DataFram
     for key, group in runs.groupby(factors, dropna=False, sort=True):
         key = key if isinstance(key, tuple) else (key,)
         rows.append({**dict(zip(factors, key, strict=True)), **describe(group[value])})
-    return pd.DataFrame(rows)
-
-
-def cell_table(
-    summary: pd.DataFrame, rows: str, cols: str | None, percent: bool = False
-) -> pd.DataFrame:
-    """rows x cols table of `mean ± std (n)` cells (one column when `cols` is None)."""
-    cells = summary.assign(
-        cell=[
-            Estimate(m, s, int(n), percent)
-            for m, s, n in zip(summary["mean"], summary["std"], summary["n"], strict=True)
-        ]
-    )
-    if cols is None:
-        return cells.groupby(rows, dropna=False)["cell"].first().to_frame("mean ± std (n)")
-    return cells.pivot_table(index=rows, columns=cols, values="cell", aggfunc="first", dropna=False)
-
-
-def _single(values: pd.Series) -> object:
-    """The one value of a column within a group, or 'a-b' when runs disagree."""
-    values = values.dropna()
-    if values.empty:
-        return "-"
-    low, high = values.min(), values.max()
-    if low == high:
-        return int(low) if pd.api.types.is_numeric_dtype(values) else low
-    as_text = (lambda v: f"{v:,.0f}") if pd.api.types.is_numeric_dtype(values) else str
-    return f"{as_text(low)}-{as_text(high)}"
-
-
-def configuration_table(runs: pd.DataFrame, factors: list[str], value: str) -> pd.DataFrame:
-    """One row per configuration: its factors, params, epochs, `value` and training seconds."""
-    groups = runs.groupby(factors, dropna=False, sort=True) if factors else [((), runs)]
-    rows = []
-    for key, group in groups:
-        key = key if isinstance(key, tuple) else (key,)
-        summary = describe(group[value])
-        seconds = group["train_seconds"] if "train_seconds" in group else pd.Series(dtype=float)
-        rows.append(
-            {
-                **dict(zip(factors, key, strict=True)),
-                "params": _single(group["params"]) if "params" in group else "-",
-                "epochs": _single(group["epochs_completed"])
-                if "epochs_completed" in group
-                else "-",
-                f"{value} mean ± std (n)": Estimate(
-                    summary["mean"], summary["std"], summary["n"], is_fraction(value)
-                ),
-                "train s (mean)": seconds.mean() if seconds.notna().any() else math.nan,
-            }
-        )
     return pd.DataFrame(rows)

@@ -146,3 +146,23 @@ def test_an_input_size_left_to_the_model_is_read_from_the_summary(joblib_sweep: 
     config = yaml.safe_load(next(joblib_sweep.glob("*/.hydra/config.yaml")).read_text())
     assert config["input_size"] is None  # the run chose it: the dataset's 28
     assert set(runs["input_size"]) == {28}
+
+
+def test_the_notebook_example_of_the_manual_runs_on_a_real_sweep(joblib_sweep: Path) -> None:
+    """docs/reports.md's "In a notebook" block, on a real sweep instead of multirun/wd_vs_noise:
+    the same context the report writes comparisons.csv from."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    page = (ROOT / "docs" / "reports.md").read_text()
+    section = page[page.index("## In a notebook") :]
+    code = section[section.index("```python\n") + 10 : section.index("```\n", 10)]
+    namespace: dict = {}
+    exec(code.replace("multirun/wd_vs_noise", str(joblib_sweep)), namespace)
+    sweeps, per_key = namespace["sweeps"], namespace["per_key"]
+    assert sweeps.factors == ["regularization.weight_decay", "regularization.noise_std"]
+    assert len(namespace["runs"]) == 8 and set(per_key["n"]) == {2}  # 8 runs, 2 seeds
+    written = pd.read_csv(joblib_sweep / "report" / "comparisons.csv")
+    assert per_key["mean_diff"].tolist() == pytest.approx(
+        written.query("factor != 'configuration'")["mean_diff"].tolist()
+    )
