@@ -11,13 +11,13 @@ from hydra.types import RunMode
 from hydra_plugins.sweeplab_optuna_sweeper import trial_info
 from omegaconf import DictConfig
 
-from sweeplab.command_line import check_override_keys, quote_paths
+from sweeplab.command_line import check_group_options, check_override_keys, quote_paths
 from sweeplab.config import register_configs
 from sweeplab.errors import SweeplabError
 from sweeplab.modes import record_failure, run_mode
 from sweeplab.run_folder import RunLocked, note_failed_job
 from sweeplab.run_format import Summary
-from sweeplab.runtime import Interrupted, label_job_lines, threads_per_job
+from sweeplab.runtime import Interrupted, label_job_lines, quiet_libraries, threads_per_job
 from sweeplab.search import objective_of
 from sweeplab.sweep_plan import command_of, plan_folder
 from sweeplab.train import RESUME
@@ -34,6 +34,7 @@ def main(cfg: DictConfig) -> float | tuple[float, ...] | None:
     on; the sweep-end callback then lists the failures and exits non-zero. A search's trial
     raises instead, so that the sweeper counts the failure with its reason.
     """
+    quiet_libraries()  # their INFO lines (matplotlib's font cache) are not the run's
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
@@ -66,6 +67,9 @@ def main(cfg: DictConfig) -> float | tuple[float, ...] | None:
         log.exception("job %s failed", run_dir)
         failure = err
     else:  # outside the try: a pruned trial's TrialPruned is no failure
+        if isinstance(result, Summary) and not in_sweep:  # a sweep ends with its report
+            figures = ", figures" if cfg.figures and result.status == "completed" else ""
+            log.info("run folder: %s (summary.json, metrics.csv, checkpoints/%s)", run_dir, figures)
         return objective_of(cfg, result) if isinstance(result, Summary) else None
     # The job's folder name: its overrides, or their hashed form when they are too long.
     note_failed_job(Path(hydra_cfg.sweep.dir), run_dir.name, failure)
@@ -79,6 +83,7 @@ if __name__ == "__main__":
     sys.argv[1:] = quote_paths(sys.argv[1:])  # ckpt=<a job folder with = and , in its name>
     try:
         check_override_keys(sys.argv[1:])  # "did you mean", before Hydra's advice to add `+`
+        check_group_options(sys.argv[1:])  # one line with the options, not Hydra's twenty
     except SweeplabError as err:
         print(f"sweeplab: error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -33,6 +33,7 @@ from hydra_plugins.sweeplab_optuna_sweeper._space import SearchError, distributi
 from omegaconf import DictConfig, open_dict
 from optuna.distributions import CategoricalDistribution
 
+from sweeplab.command_line import check_group_options, check_override_keys
 from sweeplab.config import Mode, check_config, register_configs
 from sweeplab.datasets import dataset_spec
 from sweeplab.errors import SweeplabError
@@ -169,6 +170,8 @@ def _check_run_command(words: list[str], checkpoint: Path) -> None:
             overrides.append(f"ckpt={checkpoint}")
         elif word not in flags:
             overrides.append(word)
+    check_override_keys(overrides)  # what run.py checks before Hydra reads the command line
+    check_group_options(overrides)
     search = any(word.startswith(SEARCH) for word in overrides)
     for job in _jobs(overrides, search):
         run = check_config(_compose(job))
@@ -211,7 +214,9 @@ def test_a_command_shown_in_the_docs_composes_or_parses(
     else:
         with pytest.raises(SweeplabError) as failed:
             _check_run_command(words, checkpoint)
-        assert f"sweeplab: error: {failed.value}" == shown.error
+        # the page's line lists the bundled models; this test registers the example one too
+        message = str(failed.value).replace(f", {example_model} (conf/", " (conf/")
+        assert f"sweeplab: error: {message}" == shown.error
 
 
 def _anchors(page: Path) -> set[str]:
@@ -235,7 +240,8 @@ def test_the_readme_links_only_to_pages_images_and_headings_that_exist() -> None
     ("command", "failure"),
     [
         ("python run.py optimizer.lr=0", SweeplabError),  # the config check
-        ("python run.py model.widht=3", ConfigCompositionException),  # Hydra: no such key
+        ("python run.py model.widht=3", SweeplabError),  # run.py: did you mean model.width?
+        ("python run.py model.qqq=3", ConfigCompositionException),  # Hydra: no such key
         ("python run.py -m model=lenet5_classic,mlp input_size=28", SweeplabError),  # a job's model
         ("python run.py mode=eval ckpt=best.pt model=mlp", SweeplabError),  # the checkpoint's fit
         ("python run.py -m hparams_search=fashion_optuna 'optimizer.lr=interval(0.1,0.01)'",

@@ -17,9 +17,10 @@ from sweeplab.run_format import CHECKPOINTS, TRAINING_OUTPUTS, Summary, write_js
 def test_unreadable_checkpoint_is_one_line_naming_it(tmp_path: Path) -> None:
     path = tmp_path / "best.pt"
     path.write_bytes(b"not a checkpoint")
-    with pytest.raises(SweeplabError, match="cannot read checkpoint") as info:
+    with pytest.raises(SweeplabError, match="is not a sweeplab checkpoint") as info:
         Checkpoint.load(path)
     assert str(path) in str(info.value) and "\n" not in str(info.value)
+    assert "weights_only" not in str(info.value)  # never torch's advice to load unsafely
 
 
 def test_a_torch_file_that_is_not_a_run_checkpoint_is_refused(tmp_path: Path) -> None:

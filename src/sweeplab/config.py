@@ -23,7 +23,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from sweeplab.datasets import DATASETS, dataset_spec
-from sweeplab.errors import SweeplabError, require
+from sweeplab.errors import SweeplabError, closest_key, require
 from sweeplab.models import MODELS, ModelConfig, model_spec
 from sweeplab.run_rule import Stale
 
@@ -308,8 +308,10 @@ def _reject_unknown_keys(node: DictConfig, prefix: str = "") -> None:
     for key in node:
         name = f"{prefix}{key}"
         if known is not None and key not in known:
+            meant = closest_key(name, [f"{prefix}{k}" for k in known])
+            hint = f"did you mean {meant}? " if meant else ""
             raise SweeplabError(
-                f"invalid config: unknown key {name!r}; known keys here: {sorted(known)}"
+                f"invalid config: unknown key {name!r}: {hint}(known keys here: {sorted(known)})"
             )
         child = node[key]
         if isinstance(child, DictConfig):

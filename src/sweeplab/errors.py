@@ -19,10 +19,28 @@ def require(ok: bool, key: str, value: object, rule: str) -> None:
 
 def closest_key(key: str, known: Iterable[str]) -> str | None:
     """The known dotted key a mistyped one most likely meant: the one known key that ends in
-    it (`noise_std` -> `regularization.noise_std`), else the closest spelling, else None."""
+    it (`noise_std` -> `regularization.noise_std`), else the one it abbreviates (`wd` ->
+    `regularization.weight_decay`, `bs` -> `batch_size`, `noise` -> `...noise_std`), else the
+    closest spelling, else None."""
     known = list(known)
     tail = [name for name in known if name.endswith(f".{key}")]
     if len(tail) == 1:
         return tail[0]
+    section, _, last = key.rpartition(".")
+    near = [name for name in known if name.rpartition(".")[0] == section] if section else known
+    short = [name for name in near if _abbreviates(last, name.rpartition(".")[2])]
+    if len(short) == 1:
+        return short[0]
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
     return close[0] if close else None
+
+
+def _abbreviates(short: str, name: str) -> bool:
+    """Whether `short` is how users shorten `name`: its words' initials (`wd` for
+    `weight_decay`) or the start of its first word (`noise` for `noise_std`)."""
+    words = [word for word in name.split("_") if word]
+    if len(short) < 2 or short == name or not words:
+        return False
+    return short == "".join(word[0] for word in words) or (
+        len(words) > 1 and words[0].startswith(short)
+    )

@@ -4,6 +4,7 @@ so when a sweep was given the single run's folder key, which Hydra ignores with 
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -13,12 +14,19 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 
-def check_writable(folder: Path, key: str) -> None:
-    """Create `folder` and a file in it, or exit 2 with one line naming `key`."""
+def check_writable(folder: Path, key: str, create: bool = True) -> None:
+    """Create `folder` and a file in it (without `create`, a dry run's: check that its nearest
+    existing folder is writable, leaving no folder behind), or exit 2 with one line naming
+    `key`."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
+        if create:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        else:
+            existing = next(p for p in [folder, *folder.parents] if p.exists())
+            if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+                raise PermissionError(13, "Permission denied")
     except OSError as err:
         print(
             f"sweeplab: error: cannot write the output folder {folder} ({err.strerror}): "
@@ -42,4 +50,5 @@ class OutputFolderCheck(Callback):
                 f"hydra.sweep.dir, here {config.hydra.sweep.dir}: pass hydra.sweep.dir=...",
                 file=sys.stderr,
             )
-        check_writable(Path(config.hydra.sweep.dir), "hydra.sweep.dir")
+        dry = bool(config.get("dry_run", False))  # a dry run leaves no folder behind
+        check_writable(Path(config.hydra.sweep.dir), "hydra.sweep.dir", create=not dry)

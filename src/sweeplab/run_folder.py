@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import socket
+import zipfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
@@ -120,13 +121,22 @@ class Checkpoint:
             )
         if not path.is_file():
             raise SweeplabError(f"checkpoint {path} does not exist: {fix}")
+        what = (
+            "sweeplab's checkpoints are the checkpoints/best.pt and last.pt a training run "
+            "writes (torch.save archives of state dicts, tensors and plain values)"
+        )
+        if not zipfile.is_zipfile(path):  # torch.save writes a zip archive
+            raise SweeplabError(
+                f"{path} is not a sweeplab checkpoint (or was cut short): {what}; {fix}"
+            )
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # torch raises several types for unreadable files
-            reason = f"{type(err).__name__}: {err}".splitlines()[0]
+            # torch's own text advises weights_only=False (unsafe for a file of unknown
+            # origin): name the kind of error only
             raise SweeplabError(
-                f"cannot read checkpoint {path}: not a file torch.save wrote, or cut short "
-                f"({reason}); {fix}"
+                f"cannot read checkpoint {path}: cut short, or not written by sweeplab "
+                f"({type(err).__name__}); {what}; {fix}"
             ) from err
         if not isinstance(state, dict) or "model" not in state or "config" not in state:
             raise SweeplabError(f"{path} is not a sweeplab checkpoint (no model state and config)")

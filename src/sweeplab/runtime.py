@@ -201,3 +201,12 @@ class StopSignals:
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+
+
+LIBRARIES = ("matplotlib", "PIL", "fontTools")  # their INFO lines would reach the console
+
+
+def quiet_libraries() -> None:
+    """Keep the libraries' own INFO lines out of the console and run.log (warnings stay)."""
+    for name in LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -40,6 +40,7 @@ class PlannedJob:
     folder: Path
     overrides: list[str]
     decision: Decision
+    error: str | None = None  # what the job would stop with: its config does not check
 
 
 def command_of(cfg: DictConfig, stale: str) -> Command:
@@ -84,7 +85,14 @@ def planned_jobs(config: DictConfig) -> list[PlannedJob] | None:
             names.kv_sep,
         )  # fmt: skip
         folder = Path(str(hydra.sweep.dir)) / job_dirname(dirname)
-        job = compose(config_name=hydra.job.config_name, overrides=overrides)
+        try:  # what the job itself checks first: its groups, keys and values
+            job = compose(config_name=hydra.job.config_name, overrides=overrides)
+            check_config(job)
+        except Exception as err:  # the job would stop here with this line
+            error = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            decision = Decision(Action.STOP, "its config does not check")
+            planned.append(PlannedJob(number, folder, overrides, decision, error))
+            continue
         decision = plan_folder(folder, command_of(job, str(config.stale)))
         planned.append(PlannedJob(number, folder, overrides, decision))
     return planned
@@ -182,6 +190,10 @@ class SweepPlan(Callback):
             sys.exit(2)
         if dry:
             assert jobs is not None
+            wrong = next((job for job in jobs if job.error), None)
+            if wrong is not None:  # the line the jobs would each fail with, before any folder
+                print(f"sweeplab: error: {wrong.error}", file=sys.stderr)
+                sys.exit(2)
             _print_plan(jobs, sweep_dir)
             sys.exit(0)
         if stale != Stale.stop:  # each run applies stale=rerun or stale=keep itself
