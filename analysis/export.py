@@ -13,22 +13,20 @@ what the tracker lacks is written. Run it twice: the second time it adds nothing
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 if __package__ in (None, ""):  # run as a script: make `analysis` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analysis.collect import CollectError, find_run_folders, read_metrics
+from sweeplab.run_format import LAST, SUMMARY, read_config, read_json
 
 
 def run_config(folder: Path) -> dict[str, Any]:
     """The config the run trained with: its checkpoint's checked one, else Hydra's file."""
-    last = folder / "checkpoints" / "last.pt"
+    last = folder / LAST
     if last.is_file():
         import torch
 
@@ -36,32 +34,21 @@ def run_config(folder: Path) -> dict[str, Any]:
             return torch.load(last, map_location="cpu", weights_only=True)["config"]
         except Exception:  # unreadable: fall back to the YAML the run started from
             pass
-    try:
-        return yaml.safe_load((folder / ".hydra" / "config.yaml").read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return {}
+    return read_config(folder)
 
 
 def run_files(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any] | None]:
     """(config, metrics.csv rows, summary.json fields or None) of one run folder."""
     metrics, _ = read_metrics(folder)
     rows = [] if metrics is None else metrics.to_dict("records")
-    try:
-        summary = json.loads((folder / "summary.json").read_text())
-    except (OSError, ValueError):
-        summary = None
-    return run_config(folder), rows, summary
+    return run_config(folder), rows, read_json(folder / SUMMARY)
 
 
 def training_runs(root: Path) -> list[Path]:
     """The run folders below `root` that trained (eval and predict folders have no metrics)."""
     folders = []
     for folder in find_run_folders(root):
-        try:
-            config = yaml.safe_load((folder / ".hydra" / "config.yaml").read_text()) or {}
-        except (OSError, yaml.YAMLError):
-            config = {}
-        if config.get("mode", "train") == "train":
+        if read_config(folder).get("mode", "train") == "train":
             folders.append(folder)
     return folders
 

@@ -30,9 +30,11 @@ from sweeplab.config import MLflowConfig, RunConfig, as_container
 from sweeplab.hooks import EpochEnd, RunHook
 from sweeplab.run_format import (
     CHECKPOINTS,
+    CONFIG,
     CONFUSION_MATRIX,
     LEARNING_CURVES,
     METRICS,
+    OVERRIDES,
     SUMMARY,
     TEST_SAMPLES,
     TRACKERS,
@@ -253,11 +255,11 @@ class MirroredRun:
         for name in names:
             if (self.run_dir / name).is_file() and name not in have:
                 self.client.log_artifact(self.run_id, str(self.run_dir / name))
-        hydra = self.run_dir / ".hydra"  # the composed config and the overrides that made it
-        if (hydra / "config.yaml").is_file() and "hydra" not in have:
-            for name in ("config.yaml", "overrides.yaml"):
-                if (hydra / name).is_file():
-                    self.client.log_artifact(self.run_id, str(hydra / name), "hydra")
+        # the composed config and the overrides that made it
+        if (self.run_dir / CONFIG).is_file() and "hydra" not in have:
+            for path in (CONFIG, OVERRIDES):
+                if (self.run_dir / path).is_file():
+                    self.client.log_artifact(self.run_id, str(self.run_dir / path), "hydra")
         if log_checkpoints and (self.run_dir / CHECKPOINTS).is_dir() and CHECKPOINTS not in have:
             self.client.log_artifact(self.run_id, str(self.run_dir / CHECKPOINTS))
         ended = _epoch_ms(summary.get("finished_at"))  # the run's own end, not the export's
