@@ -16,7 +16,7 @@ from sweeplab.config import register_configs
 from sweeplab.errors import SweeplabError
 from sweeplab.modes import record_failure, run_mode
 from sweeplab.run_folder import RunLocked, note_failed_job
-from sweeplab.run_format import Summary
+from sweeplab.run_format import Status, Summary, is_adaptive
 from sweeplab.runtime import Interrupted, label_job_lines, quiet_libraries, threads_per_job
 from sweeplab.search import objective_of
 from sweeplab.sweep_plan import command_of, plan_folder
@@ -70,6 +70,9 @@ def main(cfg: DictConfig) -> float | tuple[float, ...] | None:
         if isinstance(result, Summary) and not in_sweep:  # a sweep ends with its report
             figures = ", figures" if cfg.figures and result.status == "completed" else ""
             log.info("run folder: %s (summary.json, metrics.csv, checkpoints/%s)", run_dir, figures)
+        if isinstance(result, Summary) and is_adaptive(hydra_cfg.sweeper):
+            # seeds until it decides: on the metric the report compares
+            return result.test_accuracy if result.status == Status.COMPLETED else math.nan
         return objective_of(cfg, result) if isinstance(result, Summary) else None
     # The job's folder name: its overrides, or their hashed form when they are too long.
     note_failed_job(Path(hydra_cfg.sweep.dir), run_dir.name, failure)

@@ -31,6 +31,7 @@ from analysis.page import Page, cell_text
 from analysis.search_report import CONFIRMS, TRIAL
 from analysis.stats import ReportError, summarise
 from analysis.sweeps import (  # noqa: F401  (parse_baselines etc.: the command line's, and tests')
+    ADAPTIVE_METRIC,
     Request,
     Sweeps,
     build,
@@ -38,6 +39,7 @@ from analysis.sweeps import (  # noqa: F401  (parse_baselines etc.: the command 
     parse_baselines,
     parse_window,
 )
+from sweeplab.run_format import sweeper_of
 
 OPTIONS = "options.yaml"  # in the report folder: the options it was written with
 KEPT = ("metric", "window", "rows", "cols", "baselines", "detect")  # what a rerun reuses
@@ -96,6 +98,37 @@ def add_warnings_section(page: Page, ctx: Sweeps) -> None:
             "them). No comparison credits them to a swept key: runs are paired only with runs "
             "that agree on them, and groups that never agree are not compared."
         )
+
+
+def add_adaptive_section(page: Page, ctx: Sweeps) -> None:
+    """An adaptive-seeds sweep: how its seeds were chosen, and how many each configuration
+    got (its verdicts are in the comparisons below)."""
+    if ctx.adaptive is None:
+        return
+    settings = sweeper_of(ctx.multiruns.get(ctx.request.sweeps[0]))
+    looks = round(float(settings.get("alpha", 0.05)) / float(ctx.adaptive["look_alpha"].iloc[0]))
+    detect = settings.get("detect")
+    page.heading("Adaptive seeds")
+    page.text(
+        f"The seeds were adaptive (`hydra/sweeper=sweeplab_seeds`: min_seeds "
+        f"{settings.get('min_seeds')}, max_seeds {settings.get('max_seeds')}, detect "
+        f"{detect if detect is not None else 'none'}, alpha {settings.get('alpha')}): every "
+        "configuration ran on the first seeds, then each round gave the next seed only to the "
+        "configurations a still-open comparison needed. After each round every open comparison "
+        f"was tested on its seeds so far at alpha / {looks} (one share per possible look), "
+        "Holm's step-down within the round, decided ones kept: an error rate of at most alpha "
+        "over every comparison and every round. "
+        + (
+            "The per-key comparisons below are the sweeper's own verdicts (`decisions.csv`)."
+            if ctx.label == ADAPTIVE_METRIC
+            else f"Its verdicts are on {ADAPTIVE_METRIC} (`decisions.csv`); the tests of "
+            f"{ctx.label} below assume a fixed number of seeds, which this sweep did not have."
+        )
+    )
+    if ctx.factors:
+        seeds = ctx.done.groupby(ctx.factors, dropna=False, sort=True).size()
+        table = seeds.rename("seeds").reset_index()
+        page.table(table, "seeds each configuration got (completed runs)")
 
 
 def add_configurations_section(page: Page, ctx: Sweeps) -> None:
@@ -280,6 +313,7 @@ SECTIONS = [
     add_warnings_section,
     add_overview_section,
     add_progress_section,
+    add_adaptive_section,
     search_report.add_search_section,  # a search leads with the search
     grid_report.add_answer_section,
     grid_report.add_comparisons_section,

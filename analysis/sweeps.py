@@ -32,7 +32,7 @@ from analysis.comparisons import (
 from analysis.factors import Factors, level_changes, swept_factors
 from analysis.stats import ReportError, metric_label, metric_values
 from sweeplab.errors import closest_key  # the same suggestion as run.py's
-from sweeplab.run_format import is_search, read_multirun, sweeper_of
+from sweeplab.run_format import DECISIONS, is_adaptive, is_search, read_multirun, sweeper_of
 
 MAX_GRID_LEVELS = 12  # a key with more values (an Optuna search) gets no rows x cols table
 CONFIGURATION = "configuration"  # the `factor` of a whole configuration's comparison
@@ -178,6 +178,7 @@ class Sweeps:
     comparisons: pd.DataFrame  # each level and configuration against its baseline
     multiruns: dict[Path, dict[str, Any] | None] = field(default_factory=dict)
     searched: list[Path] = field(default_factory=list)  # the sweeps that are searches
+    adaptive: pd.DataFrame | None = None  # an adaptive-seeds sweep's decisions.csv
 
     @property
     def factors(self) -> list[str]:
@@ -233,10 +234,47 @@ def build(request: Request) -> Sweeps:
     if gridded and len(factors) > 1:
         raw.append(configuration_comparisons(done, factors, label, baselines, strata, detect))
     compared = finish(pd.concat(raw, ignore_index=True), detect)  # one family for Holm
+    adaptive = adaptive_decisions(request.sweeps, multiruns)
+    if adaptive is not None and label == ADAPTIVE_METRIC:  # the sweeper's verdicts stand
+        compared = sequential_comparisons(compared, adaptive)
     compared = mark_mixed(compared, done, factors)
     searched = [sweep for sweep, made in multiruns.items() if is_search(sweeper_of(made))]
     return Sweeps(request, runs, epochs, label, done, swept, strata, baselines, rows_key,
-                  cols_key, gridded, compared, multiruns, searched)  # fmt: skip
+                  cols_key, gridded, compared, multiruns, searched, adaptive)  # fmt: skip
+
+
+ADAPTIVE_METRIC = "test_accuracy"  # what run.py returns to the adaptive-seeds sweeper
+
+
+def adaptive_decisions(
+    sweeps: list[Path], multiruns: dict[Path, dict[str, Any] | None]
+) -> pd.DataFrame | None:
+    """An adaptive-seeds sweep's decisions.csv (its sequential verdicts), else None."""
+    if len(sweeps) != 1 or not is_adaptive(sweeper_of(multiruns.get(sweeps[0]))):
+        return None
+    try:
+        return pd.read_csv(sweeps[0] / DECISIONS)
+    except (OSError, ValueError):
+        return None
+
+
+def sequential_comparisons(compared: pd.DataFrame, adaptive: pd.DataFrame) -> pd.DataFrame:
+    """The per-key rows as the sweeper decided them: the seeds were added while looking, so
+    only its sequential procedure's verdicts, intervals and p-values hold. A configuration's
+    comparison has no such procedure behind it, and is left out."""
+    rows = []
+    for row in compared[compared["factor"] != CONFIGURATION].to_dict("records"):
+        same = adaptive["level"].map(lambda level, at=row["level"]: _equal(at, level))
+        match = adaptive[(adaptive["factor"] == row["factor"]) & same]
+        if len(match):
+            decided = match.iloc[0]
+            for column in ("n", "mean_diff", "ci_low", "ci_high", "p", "p_holm", "verdict",
+                           "p_equiv", "p_equiv_holm"):  # fmt: skip
+                row[column] = decided[column]
+            row["test"] = f"sequential: t over seeds at alpha {decided['look_alpha']:.3g} a look"
+            row["seeds_to_decide"] = float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows, columns=compared.columns)
 
 
 def configuration_names(runs: pd.DataFrame, factors: list[str]) -> pd.Series:

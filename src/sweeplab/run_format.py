@@ -328,12 +328,22 @@ def sweeper_of(multirun: dict[str, Any] | None) -> dict[str, Any]:
 
 
 SEARCH_SWEEPER = "sweeplab_optuna_sweeper"  # the package of sweeplab's search sweeper
+SEEDS_SWEEPER = "sweeplab_seeds_sweeper"  # the package of sweeplab's adaptive-seeds sweeper
+DECISIONS = "decisions.csv"  # an adaptive-seeds sweep's verdicts, in its folder
 
 
-def is_search(sweeper: dict[str, Any] | str) -> bool:
+def _target(sweeper: Any) -> str:
+    return sweeper if isinstance(sweeper, str) else str(sweeper.get("_target_", ""))
+
+
+def is_search(sweeper: Any) -> bool:
     """Whether a sweeper (its settings, or its `_target_`) is sweeplab's search sweeper."""
-    target = sweeper if isinstance(sweeper, str) else str(sweeper.get("_target_", ""))
-    return SEARCH_SWEEPER in target
+    return SEARCH_SWEEPER in _target(sweeper)
+
+
+def is_adaptive(sweeper: Any) -> bool:
+    """Whether a sweeper (its settings, or its `_target_`) is the adaptive-seeds sweeper."""
+    return SEEDS_SWEEPER in _target(sweeper)
 
 
 def flatten(node: dict[str, Any], prefix: str = "", lists_as_text: bool = False) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from sweeplab.config import STALE_CHOICES, check_config, config_hash, job_dirname
 from sweeplab.provenance import UNKNOWN, code_version
-from sweeplab.run_format import SUMMARY, MadeBy, is_search
+from sweeplab.run_format import SUMMARY, MadeBy, is_adaptive, is_search
 from sweeplab.run_rule import Action, Command, Decision, FolderState, Stale, decide
 
 DEFAULT_SUBDIR = "${sweeplab.job_dirname:${hydra.job.override_dirname}}"
@@ -161,6 +161,23 @@ def _search_line(config: DictConfig) -> str:
     )
 
 
+def _print_next_round(config: DictConfig) -> None:
+    """An adaptive-seeds sweep's plan: the rounds its results complete, and the next round."""
+    from hydra_plugins.sweeplab_seeds_sweeper._impl import next_round
+
+    done, jobs = next_round(config)
+    open_now = ""
+    if done:
+        still = done[-1].decisions
+        still = still[~still["verdict"].str.startswith(("higher", "lower", "equivalent"))]
+        open_now = f"; open: {', '.join(f'{r.factor}={r.level}' for r in still.itertuples())}"
+    for number, job in enumerate(jobs):
+        print(f"#{number} run    {' '.join(job)}")
+    where = config.hydra.sweep.dir
+    print(f"sweeplab: dry run of {where}: {len(done)} round(s) done{open_now}; "
+          f"{len(jobs)} job(s) in the next round; nothing ran")  # fmt: skip
+
+
 def _print_plan(jobs: list[PlannedJob], sweep_dir: Any) -> None:
     for job in jobs:
         print(f"#{job.number} {job.decision.action:<6} {job.folder.name}  ({job.decision.why})")
@@ -182,6 +199,9 @@ class SweepPlan(Callback):
         sweep_dir = config.hydra.sweep.dir
         if is_search(dict(config.hydra.sweeper)) and dry:
             print(_search_line(config))
+            sys.exit(0)
+        if is_adaptive(dict(config.hydra.sweeper)) and dry:
+            _print_next_round(config)
             sys.exit(0)
         jobs = planned_jobs(config)
         if jobs is None and dry:
