@@ -266,7 +266,10 @@ def test_a_missing_dataset_root_is_never_created(tmp_path: Path, monkeypatch) ->
     ("make_ckpt", "expected"),
     [
         (lambda d: d, "is a folder, not a checkpoint file"),
-        (lambda d: (d / "notes.txt", (d / "notes.txt").write_text("hello"))[0], "not a file"),
+        (
+            lambda d: (d / "notes.txt", (d / "notes.txt").write_text("hello"))[0],
+            "is not a sweeplab checkpoint",
+        ),
     ],
     ids=["folder", "text-file"],
 )
