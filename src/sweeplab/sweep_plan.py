@@ -165,7 +165,8 @@ def _print_next_round(config: DictConfig) -> None:
     """An adaptive-seeds sweep's plan: the rounds its results complete, and the next round."""
     from hydra_plugins.sweeplab_seeds_sweeper._impl import next_round
 
-    done, jobs = next_round(config)
+    arguments = [str(o) for o in config.hydra.overrides.task]
+    done, jobs = next_round(config, [a for a in arguments if not a.startswith("dry_run=")])
     open_now = ""
     if done:
         still = done[-1].decisions

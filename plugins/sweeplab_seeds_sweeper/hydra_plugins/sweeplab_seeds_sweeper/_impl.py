@@ -242,11 +242,12 @@ def _only_command(sweep_dir: Path) -> Iterator[bool]:
         os.close(fd)
 
 
-def next_round(config: DictConfig) -> tuple[list[Round], list[list[str]]]:
+def next_round(config: DictConfig, arguments: list[str]) -> tuple[list[Round], list[list[str]]]:
     """For a dry run: the rounds the sweep folder's results complete, and the jobs of the next
-    round (none when the sweep is over). Runs nothing, writes nothing."""
+    round (none when the sweep is over), for the sweep `arguments` (the command line, less
+    what only the dry run has). Runs nothing, writes nothing."""
     rounds = Rounds(dict(config.hydra.sweeper), None, None, config)
-    grid = rounds.grid([str(o) for o in config.hydra.overrides.task])
+    grid = rounds.grid(arguments)
     records = read_records(rounds.sweep_dir)
     done, coming = rounds.plan(grid, records)
     configurations = grid.configurations()
