@@ -113,7 +113,7 @@ def number(value: float, column: str = "") -> str:
         return "< 0.001" if 0 < value < 0.001 else f"{value:.2g}"
     if "seconds" in column or column.endswith(" s") or " s " in column:
         return f"{value:.1f}"
-    if value.is_integer() or abs(value) >= 1e4:  # counts, parameters, images per second
+    if value.is_integer() or abs(value) >= 1e3:  # counts, parameters, images per second
         return f"{value:,.0f}" if abs(value) >= 10_000 else f"{value:.0f}"
     if abs(value) < 1e-2:
         return np.format_float_scientific(value, precision=2, trim="-", exp_digits=1)
@@ -288,7 +288,18 @@ def _html_table(frame: pd.DataFrame, caption: str) -> dict[str, Any]:
         ]
         for row in frame.itertuples(index=False)
     ]
-    return {"caption": caption, "columns": columns, "numeric": numeric, "rows": rows}
+    shown = [header_breaks(column) for column in columns]
+    return {"caption": caption, "columns": columns, "shown": shown, "numeric": numeric,
+            "rows": rows}  # fmt: skip
+
+
+def header_breaks(name: str) -> str:
+    """Where a column name may wrap: after its dots (`regularization.` / `weight_decay`),
+    else, in a long name, after its underscores (`train_` / `seconds`); never inside a key's
+    last part or a short name (`p_holm`)."""
+    if "." in name:
+        return name.replace(".", ".\u200b")
+    return name.replace("_", "_\u200b") if len(name) > 8 else name
 
 
 def _markdown_table(frame: pd.DataFrame) -> str:

@@ -201,7 +201,12 @@ def add_overview_section(page: Page, ctx: Sweeps) -> None:
         f"- runs: {len(runs)} ({', '.join(f'{n} {s}' for s, n in sorted(counts.items()))})",
         f"- swept keys: {', '.join(factors) if factors else 'none'}; seeds (replicates): {seeds}",
         f"- factors: {source}",
-        f"- metric: `{label}`{window}; statistics over completed runs whose files agree",
+        f"- metric: `{label}`{window}; statistics over completed runs whose files agree"
+        + (
+            "; the search chose on its objective (below), never on this metric"
+            if ctx.searched
+            else ""
+        ),
     )
     changes = describe_changes(swept, baselines)
     if changes:

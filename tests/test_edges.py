@@ -88,3 +88,12 @@ def test_a_run_ends_by_naming_its_folder_and_keeps_third_party_info_out(tmp_path
     last = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()][-1]
     assert str(folder) in last and "summary.json" in last
     assert "fontManager" not in result.stdout + result.stderr
+
+
+def test_report_headers_wrap_at_dots_not_inside_a_key_and_speeds_print_whole() -> None:
+    from analysis.page import header_breaks, number
+
+    assert header_breaks("regularization.weight_decay") == "regularization.\u200bweight_decay"
+    assert header_breaks("p_holm") == "p_holm"  # never p_ / holm
+    assert header_breaks("train_seconds") == "train_\u200bseconds"  # whole words only
+    assert number(1170.4) == "1170" and number(23_456.7) == "23,457"  # not 1.17e+03
