@@ -97,3 +97,12 @@ def test_report_headers_wrap_at_dots_not_inside_a_key_and_speeds_print_whole() -
     assert header_breaks("p_holm") == "p_holm"  # never p_ / holm
     assert header_breaks("train_seconds") == "train_\u200bseconds"  # whole words only
     assert number(1170.4) == "1170" and number(23_456.7) == "23,457"  # not 1.17e+03
+
+
+def test_a_sweep_outside_the_working_folder_is_named_by_its_own_name_in_trackers(
+    tmp_path: Path,
+) -> None:
+    from sweeplab.trackers import display_name
+
+    assert display_name(tmp_path / "sweeps" / "x") == "x"  # not /tmp/.../sweeps/x
+    assert display_name(tmp_path / "multirun" / "wd") == "multirun/wd"

@@ -85,6 +85,8 @@ def test_hydras_sphere_example_runs_unchanged_and_draws_what_hydras_sweeper_draw
     again = f"run it again: python {EXAMPLE / 'sphere.py'} x={x} y={y}\n"  # as it was typed
     assert again in result.stdout
     assert "[1/20] trial 0: x=" in result.stdout and "Launching 1 jobs locally" not in result.stdout
+    # Hydra's default sweep folder has the time in it: the end says how to go on in this one
+    assert f"continue this search: the same command with hydra.sweep.dir={sweep}" in result.stdout
 
 
 def test_hydras_multi_objective_example_writes_its_pareto_front(tmp_path: Path) -> None:

@@ -51,7 +51,7 @@ def tracked_config(config: dict[str, Any]) -> dict[str, Any]:
 
 def display_name(folder: Path) -> str:
     """A folder as a tracker names it: relative to here when below it (multirun/wd_vs_noise),
-    else from its `multirun` or `outputs` folder on, else in full."""
+    else from its `multirun` or `outputs` folder on, else by its own name (~/sweeps/x: x)."""
     folder = folder.resolve()
     try:
         return str(folder.relative_to(Path.cwd()))
@@ -59,7 +59,7 @@ def display_name(folder: Path) -> str:
         pass
     parts = folder.parts
     roots = [i for i, part in enumerate(parts) if part in ("multirun", "outputs")]
-    return str(Path(*parts[roots[-1] :])) if roots else str(folder)
+    return str(Path(*parts[roots[-1] :])) if roots else folder.name  # the sweep's own name
 
 
 def swept_name(run_dir: Path) -> str:

@@ -110,6 +110,9 @@ def write(search: Search) -> None:
             log.info("    trial %d: %s, %s", t.number, _values(search, t.values), t.params)
     results |= {"study_name": study.study_name, "storage": search.storage}
     (search.sweep_dir / RESULTS).write_text(OmegaConf.to_yaml(_serialisable(results)))
+    log.info("continue this search: the same command with hydra.sweep.dir=%s (a larger "
+             "hydra.sweeper.n_trials runs more; its study %r is in %s)", search.sweep_dir,
+             study.study_name, search.storage or search.sweep_dir / "study.journal")  # fmt: skip
 
 
 def _write_pareto(search: Search, front: list[FrozenTrial]) -> None:
