@@ -106,3 +106,15 @@ def test_a_sweep_outside_the_working_folder_is_named_by_its_own_name_in_trackers
 
     assert display_name(tmp_path / "sweeps" / "x") == "x"  # not /tmp/.../sweeps/x
     assert display_name(tmp_path / "multirun" / "wd") == "multirun/wd"
+
+
+def test_a_mistyped_objective_stops_a_search_before_its_first_trial(tmp_path: Path) -> None:
+    sweep = tmp_path / "search"
+    result = run_cli("-m", "hparams_search=fashion_optuna", "objective=val_acc",
+                     "hydra.sweeper.n_trials=1", f"hydra.sweep.dir={sweep}")  # fmt: skip
+    assert result.returncode == 2
+    assert one_line(result.stderr) == (
+        "sweeplab: error: invalid config: objective='val_acc': did you mean val_accuracy? "
+        "use val_accuracy, params, train_seconds, or a list of them"
+    )
+    assert not (sweep / "study.journal").exists()  # no study, so no failed trial in it

@@ -318,6 +318,16 @@ def _reject_unknown_keys(node: DictConfig, prefix: str = "") -> None:
             _reject_unknown_keys(child, f"{name}.")
 
 
+def check_objective(objective: Any) -> None:
+    """One line for an objective a run cannot report, with the one most likely meant."""
+    names = objective_names(objective)
+    unknown = [name for name in names if name not in OBJECTIVES]
+    meant = closest_key(unknown[0], OBJECTIVES) if unknown else None
+    hint = f"did you mean {meant}? " if meant else ""
+    require(not unknown and bool(names), "objective", objective,
+            f"{hint}use {', '.join(OBJECTIVES)}, or a list of them")  # fmt: skip
+
+
 def objective_names(objective: Any) -> list[str]:
     """`objective` as a list of names (one for a single-objective search)."""
     if isinstance(objective, list | tuple) or OmegaConf.is_list(objective):
@@ -335,10 +345,7 @@ def check_config(cfg: DictConfig) -> RunConfig:
     require(run.threads >= 0, "threads", run.threads, "must be >= 0 (0 = torch's default)")
     require(run.stale in list(Stale), "stale", run.stale, STALE_CHOICES)
     require(run.predict.n >= 1, "predict.n", run.predict.n, "must be at least 1")
-    objectives = objective_names(run.objective)
-    unknown = [name for name in objectives if name not in OBJECTIVES]
-    require(not unknown and bool(objectives), "objective", run.objective,
-            f"use {', '.join(OBJECTIVES)}, or a list of them")  # fmt: skip
+    check_objective(run.objective)
 
     assert isinstance(run.model, ModelConfig)
     model = model_spec(run.model.name)

@@ -37,10 +37,11 @@ def closest_key(key: str, known: Iterable[str]) -> str | None:
 
 def _abbreviates(short: str, name: str) -> bool:
     """Whether `short` is how users shorten `name`: its words' initials (`wd` for
-    `weight_decay`) or the start of its first word (`noise` for `noise_std`)."""
+    `weight_decay`), the start of its first word (`noise` for `noise_std`), or of the whole
+    name (`val_acc` for `val_accuracy`)."""
     words = [word for word in name.split("_") if word]
     if len(short) < 2 or short == name or not words:
         return False
-    return short == "".join(word[0] for word in words) or (
-        len(words) > 1 and words[0].startswith(short)
-    )
+    initials = short == "".join(word[0] for word in words)
+    first_word = len(words) > 1 and words[0].startswith(short)
+    return initials or first_word or (len(short) >= 5 and name.startswith(short))  # val_acc

@@ -26,7 +26,14 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from sweeplab.config import STALE_CHOICES, check_config, config_hash, job_dirname
+from sweeplab.config import (
+    STALE_CHOICES,
+    check_config,
+    check_objective,
+    config_hash,
+    job_dirname,
+)
+from sweeplab.errors import SweeplabError
 from sweeplab.provenance import UNKNOWN, code_version
 from sweeplab.run_format import SUMMARY, MadeBy, is_adaptive, is_search
 from sweeplab.run_rule import Action, Command, Decision, FolderState, Stale, decide
@@ -198,6 +205,11 @@ class SweepPlan(Callback):
             sys.exit(2)
         dry = bool(config.get("dry_run", False))
         sweep_dir = config.hydra.sweep.dir
+        try:  # what every trial would fail on, before the first: a search's objective
+            check_objective(config.get("objective", "val_accuracy"))
+        except SweeplabError as err:
+            print(f"sweeplab: error: {err}", file=sys.stderr)
+            sys.exit(2)
         if is_search(dict(config.hydra.sweeper)) and dry:
             print(_search_line(config))
             sys.exit(0)
