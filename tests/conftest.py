@@ -134,6 +134,14 @@ def joblib_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return made_once(tmp_path_factory, "joblib-sweep", sweep)
 
 
+@pytest.fixture
+def sweep_copy(joblib_sweep: Path, tmp_path: Path) -> Path:
+    """A copy of the joblib sweep (without its report) that a test may change."""
+    target = tmp_path / "sweep"
+    shutil.copytree(joblib_sweep, target, ignore=shutil.ignore_patterns("report"))
+    return target
+
+
 @pytest.fixture(scope="session")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One real 1-epoch run of the defaults on 1024 FashionMNIST images, through run.py."""

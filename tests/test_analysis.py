@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,13 +16,6 @@ from analysis.page import Estimate
 from analysis.report import Request, main, write_report
 from analysis.stats import describe
 from tests.conftest import ROOT
-
-
-@pytest.fixture
-def sweep_copy(joblib_sweep: Path, tmp_path: Path) -> Path:
-    target = tmp_path / "sweep"
-    shutil.copytree(joblib_sweep, target, ignore=shutil.ignore_patterns("report"))
-    return target
 
 
 def test_collect_gives_one_row_per_run_with_flat_config_and_summary(joblib_sweep: Path) -> None:

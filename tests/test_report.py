@@ -24,13 +24,6 @@ from tests.chromium import assert_reads_at_1280, seen_in_chromium
 from tests.conftest import GRID, ROOT, lock_holder, made_once, run_sweep
 
 
-@pytest.fixture
-def sweep_copy(joblib_sweep: Path, tmp_path: Path) -> Path:
-    target = tmp_path / "sweep"
-    shutil.copytree(joblib_sweep, target, ignore=shutil.ignore_patterns("report"))
-    return target
-
-
 def summaries_with_config(sweep: Path) -> pd.DataFrame:
     rows = []
     for path in sweep.glob("*/summary.json"):

@@ -40,13 +40,6 @@ def set_accuracies(sweep: Path, accuracy) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-@pytest.fixture
-def sweep_copy(joblib_sweep: Path, tmp_path: Path) -> Path:
-    target = tmp_path / "sweep"
-    shutil.copytree(joblib_sweep, target, ignore=shutil.ignore_patterns("report"))
-    return target
-
-
 def test_in_short_says_what_the_table_says_on_a_real_sweep(joblib_sweep: Path) -> None:
     table = pd.read_csv(joblib_sweep / "report" / "comparisons.csv")
     short = section((joblib_sweep / "report" / "report.md").read_text(), "In short")
