@@ -18,6 +18,7 @@ if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -49,6 +50,30 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return next((i for i, mark in enumerate(FIRST) if item.get_closest_marker(mark)), 3)
 
     items.sort(key=rank)  # stable: files and tests keep their order within a rank
+
+
+# The fast tier's budget per test (docs/development.md): a fast-tier test over it is named at
+# the end of the run, so that the one who adds it sees it; never a timed assertion.
+FAST_BUDGET_SECONDS = 20.0
+_over_budget: list[tuple[str, float]] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    tier_marks = set(FIRST) & set(report.keywords)
+    if report.when == "call" and not tier_marks and report.duration > FAST_BUDGET_SECONDS:
+        _over_budget.append((report.nodeid, report.duration))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not _over_budget:
+        return
+    terminalreporter.section("fast-tier tests over their budget")
+    terminalreporter.write_line(
+        f"{len(_over_budget)} test(s) without a slow, service or benchmark mark took more than "
+        f"{FAST_BUDGET_SECONDS:.0f} s: make them cheaper, or mark them (docs/development.md)"
+    )
+    for nodeid, seconds in sorted(_over_budget, key=lambda item: -item[1]):
+        terminalreporter.write_line(f"  {seconds:6.1f} s  {nodeid}")
 
 
 def compose_config(*overrides: str, with_hydra: bool = False) -> DictConfig:
