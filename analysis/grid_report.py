@@ -15,6 +15,7 @@ from analysis import plots
 from analysis.comparisons import (
     ALPHA,
     CERTAIN_TESTS,
+    PAIRED,
     POWER,
     REPLICATE,
     levels,
@@ -146,6 +147,8 @@ def shown_comparisons(table: pd.DataFrame, label: str) -> pd.DataFrame:
     shown = shown.drop(columns=[c for c in empty if shown[c].isna().all()])
     at = len([c for c in before if c in shown])
     shown.insert(at, f"difference [{1 - ALPHA:.0%} CI]{unit}", difference)
+    if "test" in shown and shown["test"].nunique() == 1 and shown["test"].iloc[0] == PAIRED:
+        shown = shown.drop(columns="test")  # every row the section's own test: said above it
     return shown.rename(columns={"n": "seeds", "seeds_to_decide": "seeds to decide"})
 
 

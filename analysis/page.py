@@ -295,11 +295,14 @@ def _html_table(frame: pd.DataFrame, caption: str) -> dict[str, Any]:
 
 def header_breaks(name: str) -> str:
     """Where a column name may wrap: after its dots (`regularization.` / `weight_decay`),
-    else, in a long name, after its underscores (`train_` / `seconds`); never inside a key's
-    last part or a short name (`p_holm`)."""
+    else, in a long name, after its underscores that end a word of three letters or more
+    (`train_` / `seconds`, `p_equiv_` / `holm`); never inside a key's last part or a short
+    name (`p_holm`)."""
     if "." in name:
         return name.replace(".", ".\u200b")
-    return name.replace("_", "_\u200b") if len(name) > 8 else name
+    if len(name) <= 8:
+        return name
+    return re.sub(r"(?<=[^_]{3})_", "_\u200b", name)  # after a word of 3 or more letters
 
 
 def _markdown_table(frame: pd.DataFrame) -> str:

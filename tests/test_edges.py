@@ -96,6 +96,7 @@ def test_report_headers_wrap_at_dots_not_inside_a_key_and_speeds_print_whole() -
     assert header_breaks("regularization.weight_decay") == "regularization.\u200bweight_decay"
     assert header_breaks("p_holm") == "p_holm"  # never p_ / holm
     assert header_breaks("train_seconds") == "train_\u200bseconds"  # whole words only
+    assert header_breaks("p_equiv_holm") == "p_equiv_\u200bholm"  # never p_ / equiv
     assert number(1170.4) == "1170" and number(23_456.7) == "23,457"  # not 1.17e+03
 
 
