@@ -169,11 +169,12 @@ def inline_html(text: str) -> str:
 
 
 def breakable(text: str) -> str:
-    """A long name (a run folder's `a=1,b=2,...`) with places to wrap after `,` `=` `/` (zero-
-    width spaces), so a table fits the window without breaking short words."""
+    """A long name (a run folder's `a=1,b=2,...`, a key's `regularization.weight_decay`) with
+    places to wrap after `,` `=` `/` `.` (zero-width spaces), so a table fits the window
+    without breaking short words."""
     if len(text) <= 24:
         return text
-    return re.sub(r"([,=/])", "\\1\u200b", text)
+    return re.sub(r"([,=/.])", "\\1\u200b", text)
 
 
 def _cell_html(value: Any, column: str) -> str:
@@ -298,7 +299,7 @@ def header_breaks(name: str) -> str:
     else, in a long name, after its underscores that end a word of three letters or more
     (`train_` / `seconds`, `p_equiv_` / `holm`); never inside a key's last part or a short
     name (`p_holm`)."""
-    if "." in name:
+    if "." in name and " " not in name:  # a key; `seeds to detect 0.002` wraps at its spaces
         return name.replace(".", ".\u200b")
     if len(name) <= 8:
         return name
