@@ -247,7 +247,12 @@ def test_confirmation_runs_the_best_configurations_on_new_seeds_and_compares_the
 BAD = [
     (["hydra.sweeper.pruner=wilcoxon"], "hydra.sweeper.pruner=wilcoxon: use one of none, median"),
     (["hydra.sweeper.sampler.name=anneal"], "hydra.sweeper.sampler.name=anneal: use one of tpe"),
-    (["hydra/sweeper/sampler=motpe"], "MOTPESampler was removed in Optuna 4; use"),
+    (
+        ["hydra/sweeper/sampler=motpe"],
+        "The 'motpe' sampler was removed in Optuna 4.0. Use "
+        "'hydra/sweeper/sampler=tpe' instead. TPESampler now handles multi-objective "
+        "optimization. (sweeplab: hydra/sweeper/sampler=nsgaii is",
+    ),
     (
         ["hparams_search=fashion_optuna", "hydra.sweeper.direction=[maximize,minimize]"],
         "1 name(s) for 2 objective(s) (hydra.sweeper.direction)",

@@ -368,3 +368,16 @@ def test_the_override_grammar_reads_as_hydras_optuna_sweeper_reads_it(line: str,
         assert set(space["x"].choices) == set(expected.choices)
     else:
         assert space == {"x": expected}
+
+
+def test_sweep_returns_none_as_hydras_optuna_sweeper_does() -> None:
+    from hydra_plugins.sweeplab_optuna_sweeper.optuna_sweeper import SweeplabOptunaSweeper
+
+    class Ran:
+        def run(self, arguments: list[str]) -> list[str]:
+            self.arguments = arguments
+            return ["what the search keeps for itself"]
+
+    sweeper = SweeplabOptunaSweeper()
+    sweeper.search = Ran()
+    assert sweeper.sweep(["x=1"]) is None and sweeper.search.arguments == ["x=1"]

@@ -16,7 +16,14 @@ from omegaconf import DictConfig, OmegaConf
 SAMPLERS = {"tpe": "TPESampler", "random": "RandomSampler", "grid": "GridSampler",
             "cmaes": "CmaEsSampler", "qmc": "QMCSampler", "gp": "GPSampler",
             "nsgaii": "NSGAIISampler", "nsga2": "NSGAIISampler"}  # fmt: skip
-REMOVED = {"MOTPESampler": "tpe (TPE handles several objectives since Optuna 3) or nsgaii"}
+# Samplers Optuna removed -> the words of hydra-optuna-sweeper's own error, then ours.
+REMOVED = {
+    "MOTPESampler": (
+        "The 'motpe' sampler was removed in Optuna 4.0. Use 'hydra/sweeper/sampler=tpe' "
+        "instead. TPESampler now handles multi-objective optimization. (sweeplab: "
+        "hydra/sweeper/sampler=nsgaii is the other sampler for several objectives.)"
+    )
+}
 DIRECTIONS = ("maximize", "minimize")
 
 DEFAULT_FORMAT = ".6g"  # how the console prints an objective's value unless told
@@ -96,8 +103,7 @@ def sampler_node(node: DictConfig) -> tuple[str, dict[str, Any]]:
                           "hydra/sweeper/sampler=tpe or sampler: {name: tpe, seed: 0}")  # fmt: skip
     removed = REMOVED.get(str(target).rsplit(".", 1)[-1])
     if removed:
-        raise SearchError(f"hydra.sweeper.sampler: {target} was removed in Optuna 4; use "
-                          f"hydra/sweeper/sampler={removed}")  # fmt: skip
+        raise SearchError(removed)
     return str(target), args
 
 

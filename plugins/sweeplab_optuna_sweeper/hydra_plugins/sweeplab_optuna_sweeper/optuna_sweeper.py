@@ -22,5 +22,7 @@ class SweeplabOptunaSweeper(Sweeper):
 
         self.search = Search(self.settings, hydra_context, task_function, config)
 
-    def sweep(self, arguments: list[str]) -> Any:
-        return self.search.run(arguments)
+    def sweep(self, arguments: list[str]) -> None:
+        """Run the search; None, as hydra-optuna-sweeper's sweep returns (its results are in
+        the study, optimization_results.yaml and the console)."""
+        self.search.run(arguments)
