@@ -104,6 +104,8 @@ def test_the_search_report_counts_trials_and_lists_pruned_runs_out_of_the_statis
 ) -> None:
     text = (grid_search / "report" / "report.md").read_text()
     assert "- 4 trials: 1 completed, 1 pruned, 2 failed, 0 running" in text
+    # the overview's metric is the tables', and it says the search chose on its objective
+    assert "the search chose on its objective (below), never on this metric" in text
     # the search first; no level comparisons of one-seed trials ("too few seeds" rows)
     assert text.index("## Search: study") < text.index("## Per configuration")
     assert "too few seeds" not in text
