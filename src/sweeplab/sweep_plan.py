@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from sweeplab.config import (
     STALE_CHOICES,
+    RunConfig,
     check_config,
     check_objective,
     config_hash,
@@ -54,12 +55,17 @@ def command_of(cfg: DictConfig, stale: str) -> Command:
     """A job's command as the rule sees it: its config hash and what makes its numbers (this
     code, the data its config reads); unknown (not checked) where the config does not check or
     its data is not there: the job itself then says what is wrong."""
-    from sweeplab.data import data_fingerprint  # the files the config reads
-
     try:
         run = check_config(cfg)
     except Exception:
         return Command(None, None, stale)
+    return checked_command(run, stale)
+
+
+def checked_command(run: RunConfig, stale: str) -> Command:
+    """`command_of` for a config already checked."""
+    from sweeplab.data import data_fingerprint  # the files the config reads
+
     try:
         made_by = MadeBy(code_version(), data_fingerprint(run.dataset))
     except Exception:
@@ -94,13 +100,13 @@ def planned_jobs(config: DictConfig) -> list[PlannedJob] | None:
         folder = Path(str(hydra.sweep.dir)) / job_dirname(dirname)
         try:  # what the job itself checks first: its groups, keys and values
             job = compose(config_name=hydra.job.config_name, overrides=overrides)
-            check_config(job)
+            run = check_config(job)
         except Exception as err:  # the job would stop here with this line
             error = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             decision = Decision(Action.STOP, "its config does not check")
             planned.append(PlannedJob(number, folder, overrides, decision, error))
             continue
-        decision = plan_folder(folder, command_of(job, str(config.stale)))
+        decision = plan_folder(folder, checked_command(run, str(config.stale)))
         planned.append(PlannedJob(number, folder, overrides, decision))
     return planned
 
@@ -229,14 +235,17 @@ class SweepPlan(Callback):
                 sys.exit(2)
             _print_plan(jobs, sweep_dir)
             sys.exit(0)
+        base = None  # the command's own config, composed only where needed
         if stale != Stale.stop:  # each run applies stale=rerun or stale=keep itself
             decisions = []
         elif jobs is not None:
             decisions = [job.decision for job in jobs]
         else:
-            decisions = folder_decisions(config, base_command(config))
+            base = base_command(config)
+            decisions = folder_decisions(config, base)
         if any(d.stale for d in decisions):
-            now = base_command(config).made_by or MadeBy(code_version(), None)
+            base = base or base_command(config)
+            now = base.made_by or MadeBy(code_version(), None)
             print(stale_line(sweep_dir, decisions, now), file=sys.stderr)
             sys.exit(2)
         if jobs and all(job.decision.action == Action.SKIP for job in jobs):
